@@ -1,0 +1,164 @@
+"""Bias-free multistep-IF networks of SPEC §4, as blocks that MTT cuts into stages.
+
+A block is one weight layer with what surrounds it (pool before, BN, neuron). Blocks run on
+(B*T, C, H, W) tensors; SpikingNet.forward gives every stage its own T and puts a TTM between
+stages. to_sequential() flattens the blocks into the nn.Sequential that sinabs' DynapCNN
+conversion and the simulator consume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import sinabs
+import sinabs.layers as sl
+import torch
+from torch import nn
+
+from ..errors import SpeckMttError
+from ..mtt.ttm import resample_time
+from .neurons import multistep_if
+
+Head = Literal["if", "membrane"]
+
+
+def conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+
+
+class SpikingNet(nn.Module):
+    """A feed-forward SNN of blocks. Output: (B, T_last, n_classes); classify by the time mean.
+
+    head == "if": the last block ends in an IF neuron and the class is the most-spiking output.
+    head == "membrane": the last block has no neuron; its time-summed input is the membrane of a
+    non-firing IF, and the class is its argmax.
+    """
+
+    def __init__(self, name: str, blocks: Sequence[nn.Sequential], head: Head,
+                 input_shape: tuple[int, int, int], n_classes: int, granularity: int = 1):
+        super().__init__()
+        self.name = name
+        self.blocks = nn.ModuleList(blocks)
+        self.head = head
+        self.input_shape = tuple(input_shape)
+        self.n_classes = n_classes
+        self.granularity = granularity
+
+    def stages(self, granularity: int | None = None) -> list[list[int]]:
+        """Block indices per stage: chunks of g blocks; a shorter remainder joins the last stage."""
+        g = granularity or self.granularity
+        n = len(self.blocks)
+        if g < 1:
+            raise SpeckMttError(f"granularity must be >= 1 block per stage, got {g}")
+        chunks = [list(range(i, min(i + g, n))) for i in range(0, n, g)]
+        if len(chunks) > 1 and len(chunks[-1]) < g:
+            chunks[-2].extend(chunks.pop())
+        return chunks
+
+    def n_stages(self, granularity: int | None = None) -> int:
+        return len(self.stages(granularity))
+
+    def forward(self, x: torch.Tensor, config: Sequence[int] | None = None,
+                granularity: int | None = None) -> torch.Tensor:
+        """x: (B, T_in, C, H, W) event counts. config: T of each stage (default: T_in everywhere).
+
+        Before stage s the TTM resamples time to config[s] (identity when equal), so config[0]
+        different from T_in resamples the input frames themselves.
+        """
+        stages = self.stages(granularity)
+        batch, t_in = x.shape[:2]
+        config = list(config) if config is not None else [t_in] * len(stages)
+        if len(config) != len(stages):
+            raise SpeckMttError(f"{self.name}: temporal configuration {config} has {len(config)} entries "
+                                f"but the network has {len(stages)} stages")
+        self.reset_states()
+        for module in self.modules():
+            if isinstance(module, sl.IAFSqueeze):
+                module.batch_size = batch
+        for t, stage in zip(config, stages):
+            x = resample_time(x, int(t), dim=1)
+            h = x.flatten(0, 1)
+            for b in stage:
+                h = self.blocks[b](h)
+            x = h.unflatten(0, (batch, int(t)))
+        return x
+
+    def reset_states(self) -> None:
+        sinabs.reset_states(self)
+
+    def to_sequential(self) -> nn.Sequential:
+        """The flat layer list (shared modules, not copies) for sinabs' DynapCNN conversion."""
+        return nn.Sequential(*[layer for block in self.blocks for layer in block])
+
+    def n_weights(self) -> int:
+        """Weights of conv/linear layers (what the paper counts; BN parameters excluded)."""
+        return sum(m.weight.numel() for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+
+
+def _block(*layers: nn.Module) -> nn.Sequential:
+    return nn.Sequential(*layers)
+
+
+def nmnist_3c1fc(bn: bool = False) -> SpikingNet:
+    """3C1FC(W16), 6,160 weights, input 2x34x34, IF-voting head."""
+    norm: Callable[[int], nn.Module] = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
+    blocks = [
+        _block(conv(2, 8), norm(8), multistep_if()),
+        _block(nn.AvgPool2d(2), conv(8, 16), norm(16), multistep_if()),
+        _block(nn.AvgPool2d(2), conv(16, 16, stride=2), norm(16), multistep_if()),
+        _block(nn.Flatten(), nn.Linear(256, 10, bias=False), multistep_if()),
+    ]
+    return SpikingNet("nmnist_3c1fc", _strip_identity(blocks), "if", (2, 34, 34), 10, granularity=1)
+
+
+def gesture_4c2fc(bn: bool = True) -> SpikingNet:
+    """4C2FC(W32), 48,592 weights (+176 BN), input 2x128x128, membrane-voting head."""
+    norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
+    blocks = [
+        _block(nn.AvgPool2d(2), conv(2, 8, stride=2), norm(8), multistep_if()),
+        _block(nn.AvgPool2d(2), conv(8, 16), norm(16), multistep_if()),
+        _block(nn.AvgPool2d(2), conv(16, 32), norm(32), multistep_if()),
+        _block(nn.AvgPool2d(2), conv(32, 32), norm(32), multistep_if()),
+        _block(nn.Flatten(), nn.Linear(512, 64, bias=False), multistep_if()),
+        _block(nn.Linear(64, 11, bias=False)),
+    ]
+    return SpikingNet("gesture_4c2fc", _strip_identity(blocks), "membrane", (2, 128, 128), 11, granularity=2)
+
+
+def vggsnn(bn: bool = True, input_size: int = 128) -> SpikingNet:
+    """VGGSNN for CIFAR10-DVS (about 9.2M weights), membrane-voting head; too large for Speck."""
+    norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
+    pool_in = max(1, input_size // 32)  # 128 -> 32 (the SPEC's AvgPool4); 48 (SOTA setting) unpooled
+    side = input_size // pool_in
+    if input_size % pool_in or side % 16:
+        raise SpeckMttError(f"vggsnn needs an input size of 128 or a multiple of 16 below 64, got {input_size}")
+    widths = [(2, 64), (64, 128), (128, 256), (256, 256), (256, 512), (512, 512), (512, 512), (512, 512)]
+    blocks = []
+    for i, (c_in, c_out) in enumerate(widths):
+        layers: list[nn.Module] = []
+        if i == 0 and pool_in > 1:
+            layers.append(nn.AvgPool2d(pool_in))
+        elif i in (2, 4, 6):
+            layers.append(nn.AvgPool2d(2))
+        layers += [conv(c_in, c_out), norm(c_out), multistep_if()]
+        blocks.append(_block(*layers))
+    blocks.append(_block(nn.AvgPool2d(2), nn.Flatten(), nn.Linear(512 * (side // 16) ** 2, 10, bias=False)))
+    return SpikingNet("vggsnn", _strip_identity(blocks), "membrane", (2, input_size, input_size), 10, granularity=2)
+
+
+def _strip_identity(blocks: list[nn.Sequential]) -> list[nn.Sequential]:
+    return [nn.Sequential(*[m for m in b if not isinstance(m, nn.Identity)]) for b in blocks]
+
+
+ARCHITECTURES: dict[str, Callable[..., SpikingNet]] = {
+    "nmnist_3c1fc": nmnist_3c1fc,
+    "gesture_4c2fc": gesture_4c2fc,
+    "vggsnn": vggsnn,
+}
+
+
+def build_model(arch: str, **kwargs) -> SpikingNet:
+    if arch not in ARCHITECTURES:
+        raise SpeckMttError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](**kwargs)

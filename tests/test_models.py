@@ -1,0 +1,62 @@
+import pytest
+import sinabs.layers as sl
+import torch
+from torch import nn
+
+from speck_mtt.models import build_model
+
+
+@pytest.mark.parametrize("arch,weights", [("nmnist_3c1fc", 6160), ("gesture_4c2fc", 48592)])
+def test_weight_counts(arch, weights):
+    assert build_model(arch).n_weights() == weights
+
+
+def test_vggsnn_size_and_bn():
+    m = build_model("vggsnn")
+    assert 9.1e6 < m.n_weights() < 9.3e6
+    assert sum(p.numel() for mod in m.modules() if isinstance(mod, nn.BatchNorm2d) for p in mod.parameters()) > 0
+
+
+def test_gesture_bn_params():
+    m = build_model("gesture_4c2fc")
+    assert sum(p.numel() for mod in m.modules() if isinstance(mod, nn.BatchNorm2d) for p in mod.parameters()) == 176
+
+
+@pytest.mark.parametrize("arch", ["nmnist_3c1fc", "gesture_4c2fc", "vggsnn"])
+def test_no_bias_and_spec_neuron(arch):
+    m = build_model(arch)
+    for mod in m.modules():
+        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            assert mod.bias is None
+        if isinstance(mod, sl.IAFSqueeze):
+            assert float(mod.min_v_mem) == -1.0 and float(mod.spike_threshold) == 1.0
+
+
+def test_heads():
+    assert build_model("nmnist_3c1fc").head == "if"
+    assert isinstance(build_model("nmnist_3c1fc").blocks[-1][-1], sl.IAFSqueeze)
+    g = build_model("gesture_4c2fc")
+    assert g.head == "membrane" and isinstance(g.blocks[-1][-1], nn.Linear)
+
+
+def test_stages_and_variable_t():
+    m = build_model("gesture_4c2fc")
+    assert m.stages() == [[0, 1], [2, 3], [4, 5]]
+    y = m(torch.rand(2, 4, 2, 128, 128), [4, 1, 7])
+    assert y.shape == (2, 7, 11)
+
+
+def test_multistep_if_emits_several_spikes():
+    m = build_model("nmnist_3c1fc")
+    neuron = m.blocks[0][-1]
+    neuron.batch_size = 1
+    neuron.reset_states()
+    out = neuron(torch.tensor([[2.5]]).reshape(1, 1))
+    assert out.item() == 2.0 and neuron.v_mem.item() == pytest.approx(0.5)
+
+
+def test_state_reset_between_forwards():
+    m = build_model("nmnist_3c1fc").eval()
+    x = torch.rand(1, 5, 2, 34, 34) * 3
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), m(x))
