@@ -1,0 +1,53 @@
+"""The checkpoint format shared by train, deploy and measure (loaded with weights_only=True).
+
+A checkpoint is a plain dict: format/version tags, the architecture and its kwargs, the model
+weights (neuron states stripped), and whatever metadata the writer adds (recipe, method,
+T range, phase, optimizer and RNG state for resuming, metrics).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .errors import SpeckMttError
+from .io import load_torch, save_torch
+from .models import SpikingNet, build_model
+
+FORMAT = "speck-mtt-checkpoint"
+_STATE_SUFFIXES = ("v_mem",)  # neuron state: depends on batch size, never part of a model
+
+
+def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not k.endswith(_STATE_SUFFIXES)}
+
+
+def make_checkpoint(model: SpikingNet, arch_kwargs: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    return {"format": FORMAT, "version": __version__, "arch": model.name, "arch_kwargs": dict(arch_kwargs),
+            "model": model_state(model), **meta}
+
+
+def save_checkpoint(ckpt: dict[str, Any], path: Path) -> None:
+    save_torch(ckpt, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    ckpt = load_torch(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise SpeckMttError(f"{path}: not a speck-mtt checkpoint (no '{FORMAT}' tag); "
+                            "pass a checkpoint written by `speck-mtt train`")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> SpikingNet:
+    """Rebuild the network and load its weights; a foreign architecture is a one-line error."""
+    model = build_model(ckpt["arch"], **ckpt.get("arch_kwargs", {}))
+    missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+    missing = [k for k in missing if not k.endswith(_STATE_SUFFIXES)]
+    if missing or unexpected:
+        raise SpeckMttError(f"{source}: weights do not match architecture {ckpt['arch']} "
+                            f"(missing {missing[:3]}, unexpected {unexpected[:3]}); was it written for another model?")
+    return model
