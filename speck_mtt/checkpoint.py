@@ -45,7 +45,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def model_from_checkpoint(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> SpikingNet:
     """Rebuild the network and load its weights; a foreign architecture is a one-line error."""
     model = build_model(ckpt["arch"], **ckpt.get("arch_kwargs", {}))
-    missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise SpeckMttError(f"{source}: weights do not match architecture {ckpt['arch']} "
+                            f"({str(exc).splitlines()[-1].strip()}); was it written for another model?") from exc
     missing = [k for k in missing if not k.endswith(_STATE_SUFFIXES)]
     if missing or unexpected:
         raise SpeckMttError(f"{source}: weights do not match architecture {ckpt['arch']} "
