@@ -1,0 +1,1 @@
+"""Benchmarks: each module's main() measures a target against a baseline run in the same process."""
