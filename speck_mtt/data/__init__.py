@@ -1,0 +1,21 @@
+"""Event data for speck-mtt: real datasets through tonic, built-in offline stand-ins, cached frames.
+
+- DATASETS / DatasetInfo: sensor, classes, recipe T, augmentation and folder layout per dataset.
+- resolve_dataset(name, data_dir, fallback=True): a real dataset whose files are absent falls back
+  to its "-sim" stand-in with a notice (cifar10dvs has none: DataError naming the layout).
+- event_dataset(name, split, data_dir, limit): (events x/y/p/t (us) sorted, label); corrupt or
+  malformed files raise DataError naming the file (fail loudly, never skipped).
+- frame_dataset(name, split, n_frames, ...): (float32 (T, 2, H, W) counts, label) from a frame
+  cache built once at cache_frames; coarser T via the TTM grouping (mtt.ttm.resample_time).
+- default_data_dir(): $SPECK_MTT_DATA, else ./data. Nothing is ever downloaded.
+"""
+
+from .datasets import EventDataset, event_dataset, resolve_dataset
+from .frames import FrameDataset, frame_dataset
+from .functional.events import EVENT_DTYPE
+from .registry import DATASETS, DatasetInfo, default_data_dir
+
+__all__ = [
+    "DATASETS", "DatasetInfo", "EVENT_DTYPE", "EventDataset", "FrameDataset", "default_data_dir",
+    "event_dataset", "frame_dataset", "resolve_dataset",
+]

@@ -1,0 +1,183 @@
+"""Event datasets: tonic's classes over real or generated files, validated, as (events, label).
+
+Corrupt samples FAIL LOUDLY: reading a truncated/corrupt .bin or .npy, an empty recording or
+events outside the sensor raises DataError naming the file and the problem (and the fix: delete
+or replace it; for a -sim dataset delete its folder to regenerate). Nothing is skipped silently,
+so an epoch or a frame cache never quietly loses samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .functional.events import check_events
+from .functional.nmnist_bin import check_nmnist_file
+from .registry import DATASETS, default_data_dir, get_info
+from .sim import GENERATORS, Item, ensure_generated, params_key
+from .tonic_sets import CIFAR10DVSFiles, DVSGestureFiles, NMNISTFiles
+
+SPLIT_SEED = 0  # fixes the cifar10dvs 9:1 per-class split and every `limit` subset
+
+
+def subset(n: int, limit: int | None) -> list[int]:
+    """`limit` indices of range(n) drawn with a fixed seed, in order; nested for growing limits."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    if limit < 1:
+        raise DataError(f"limit must be >= 1, got {limit}")
+    return sorted(np.random.default_rng(SPLIT_SEED).permutation(n)[:limit].tolist())
+
+
+def _check_split(split: str) -> bool:
+    if split not in ("train", "test"):
+        raise DataError(f"split must be 'train' or 'test', got {split!r}")
+    return split == "train"
+
+
+@dataclass
+class Source:
+    """The files behind one (dataset, split, limit): known before anything is decoded or generated."""
+
+    name: str
+    split: str
+    relpaths: list[str]
+    labels: list[int]
+    fingerprint: str  # generator key (sim) or hash of the real files' names and sizes
+    open: Callable[[], tuple[object, list[int]]]  # -> (tonic dataset, its indices of relpaths)
+
+
+def _cifar_split(targets: list[int], train: bool) -> list[int]:
+    """9:1 per-class split of CIFAR10-DVS, fixed by SPLIT_SEED."""
+    chosen = []
+    targets = np.asarray(targets)
+    for c in np.unique(targets):
+        idx = np.flatnonzero(targets == c)
+        perm = np.random.default_rng([SPLIT_SEED, int(c)]).permutation(len(idx))
+        n_test = int(round(len(idx) / 10))
+        chosen.extend(idx[perm[n_test:]] if train else idx[perm[:n_test]])
+    return sorted(int(i) for i in chosen)
+
+
+def _real_source(name: str, split: str, data_dir: Path, limit: int | None) -> Source:
+    train = _check_split(split)
+    if name == "nmnist":
+        ds = NMNISTFiles(str(data_dir), train=train)
+        pool = list(range(len(ds.data)))
+    elif name == "gesture":
+        ds = DVSGestureFiles(str(data_dir), train=train)
+        pool = list(range(len(ds.data)))
+    else:
+        ds = CIFAR10DVSFiles(str(data_dir))
+        pool = _cifar_split(ds.targets, train)
+    if not pool:
+        raise DataError(f"no {name} {split} files under {ds.location_on_system}: expected {get_info(name).layout}")
+    chosen = [pool[i] for i in subset(len(pool), limit)]
+    base = Path(ds.location_on_system)
+    relpaths = [Path(ds.data[i]).relative_to(base).as_posix() for i in chosen]
+    h = hashlib.sha256()
+    for i, rel in zip(chosen, relpaths):
+        h.update(f"{rel}:{Path(ds.data[i]).stat().st_size}\n".encode())
+    return Source(name, split, relpaths, [int(ds.targets[i]) for i in chosen], h.hexdigest()[:16],
+                  lambda: (ds, chosen))
+
+
+def _sim_source(name: str, split: str, data_dir: Path, limit: int | None) -> Source:
+    train = _check_split(split)
+    gen = GENERATORS[name]
+    items: list[Item] = gen.items(split)
+    wanted = [items[i] for i in subset(len(items), limit)]
+
+    def open_() -> tuple[object, list[int]]:
+        save_to = ensure_generated(name, data_dir, split, wanted)
+        ds = (NMNISTFiles if name == "nmnist-sim" else DVSGestureFiles)(str(save_to), train=train)
+        base = Path(ds.location_on_system)
+        where = {Path(p).relative_to(base).as_posix(): i for i, p in enumerate(ds.data)}
+        return ds, [where[it.relpath] for it in wanted]
+
+    return Source(name, split, [it.relpath for it in wanted], [it.label for it in wanted],
+                  params_key(gen.as_dict()), open_)
+
+
+def open_source(name: str, split: str, data_dir: Path | str | None = None, limit: int | None = None) -> Source:
+    """Locate a dataset split's files (real: listed by tonic; sim: known from its generator)."""
+    info = get_info(name)
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    make = _real_source if info.real else _sim_source
+    return make(name, split, data_dir, limit)
+
+
+class EventDataset(torch.utils.data.Dataset):
+    """(events, label): EVENT_DTYPE structured array (x, y, p, t in us, sorted) and int label.
+
+    Decoding is the wrapped tonic dataset's own __getitem__; files are checked before and events
+    after, and any failure becomes a DataError naming the file (see the module docstring).
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.name, self.split = source.name, source.split
+        self.info = DATASETS[source.name]
+        self.tonic_dataset, self.indices = source.open()
+        self.labels = list(source.labels)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def path(self, i: int) -> str:
+        return self.tonic_dataset.data[self.indices[i]]
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        path = self.path(i)
+        if path.endswith(".bin"):
+            check_nmnist_file(path)
+        try:
+            events, label = self.tonic_dataset[self.indices[i]]
+        except DataError:
+            raise
+        except ModuleNotFoundError as exc:
+            raise DataError(f"{path}: reading it needs the '{exc.name}' package (pip install {exc.name})") from None
+        except Exception as exc:  # numpy/tonic raise many types for truncated or malformed files
+            msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            raise DataError(f"{path}: corrupt or unreadable recording ({msg}); delete or replace the file") from None
+        return check_events(events, self.info.sensor_size, path), int(label)
+
+
+def event_dataset(name: str, split: str, data_dir: Path | str | None = None, limit: int | None = None) -> EventDataset:
+    """Dataset of (events, label) for one split; a -sim dataset is generated on first use."""
+    return EventDataset(open_source(name, split, data_dir, limit))
+
+
+def real_files_present(name: str, data_dir: Path | str | None = None) -> bool:
+    """Whether both splits of a real dataset have files under data_dir (listing only, no decoding)."""
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    try:
+        for split in ("train", "test"):
+            open_source(name, split, data_dir, limit=1)
+    except DataError:
+        return False
+    return True
+
+
+def resolve_dataset(name: str, data_dir: Path | str | None = None, fallback: bool = True) -> str:
+    """The dataset to use for `name`: itself when usable, else its -sim stand-in (with a notice).
+
+    A real dataset whose files are absent raises DataError naming the expected layout when
+    fallback is False or it has no stand-in (cifar10dvs).
+    """
+    info = get_info(name)
+    if not info.real or real_files_present(name, data_dir):
+        return name
+    where = Path(data_dir) if data_dir is not None else default_data_dir()
+    layout = info.layout.replace("<data-dir>", str(where))
+    if fallback and info.stand_in:
+        print(f"notice: {name} files not found (expected {layout}); using the built-in offline "
+              f"stand-in {info.stand_in}", file=sys.stderr)
+        return info.stand_in
+    raise DataError(f"{name} files not found: expected {layout} (speck-mtt never downloads)")

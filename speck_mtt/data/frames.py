@@ -1,0 +1,130 @@
+"""Frame datasets: ToFrame counts cached ONCE per (dataset, split, T, sensor, transform, source).
+
+The cache is one memory-mapped (N, T, 2, H, W) array per split (uint8 when every count fits,
+else uint16) plus labels and meta.json, under
+    <data-dir>/frame_cache/<dataset>/<split>-T<T>-<key>/
+where key hashes the dataset, split, T, sensor size, the ToFrame transform, the generator
+parameters (sim) or the real files' names and sizes, and the chosen samples (tonic's
+DiskCachedDataset keys by index only, which would silently mix these up). Coarser T are derived
+from the cached frames with speck_mtt.mtt.ttm.resample_time (the TTM's grouping), never re-framed.
+Augmentation (flip with label remap, roll) is applied per access, after the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..mtt.ttm import resample_time
+from .datasets import EventDataset, Source, open_source
+from .functional.frames import augment_frames, to_frame_transform
+from .registry import DATASETS, default_data_dir
+
+CACHE_FORMAT = 1
+
+
+def cache_spec(source: Source, n_frames: int) -> dict:
+    """Everything the cached frames depend on."""
+    info = DATASETS[source.name]
+    samples = hashlib.sha256("\n".join(source.relpaths).encode()).hexdigest()[:16]
+    return {
+        "format": CACHE_FORMAT, "dataset": source.name, "split": source.split, "n_frames": n_frames,
+        "sensor_size": list(info.sensor_size), "transform": repr(to_frame_transform(info.sensor_size, n_frames)),
+        "source": source.fingerprint, "samples": samples, "n_samples": len(source.relpaths),
+    }
+
+
+def cache_dir_for(data_dir: Path, spec: dict) -> Path:
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(data_dir) / "frame_cache" / spec["dataset"] / f"{spec['split']}-T{spec['n_frames']}-{key}"
+
+
+def build_frame_cache(events: EventDataset, spec: dict, out: Path) -> None:
+    """Frame every recording once into out/frames.npy (atomic: built in a temporary folder)."""
+    info = events.info
+    n, t = len(events), spec["n_frames"]
+    w, h, c = info.sensor_size
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        frame = to_frame_transform(info.sensor_size, t)
+        wide = np.lib.format.open_memmap(tmp / "wide.npy", mode="w+", dtype=np.uint16, shape=(n, t, c, h, w))
+        labels = np.empty(n, dtype=np.int64)
+        start, peak = time.perf_counter(), 0
+        for i in range(n):
+            ev, labels[i] = events[i]
+            f = frame(ev)
+            peak = max(peak, int(f.max()))
+            wide[i] = f
+            if (i + 1) % 2000 == 0:
+                print(f"frame cache {spec['dataset']}/{spec['split']} T={t}: {i + 1}/{n}"
+                      f" ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+        if peak <= np.iinfo(np.uint8).max:  # halve the cache when every count fits a byte
+            narrow = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8, shape=wide.shape)
+            narrow[:] = wide
+            narrow.flush()
+            del narrow
+            del wide
+            (tmp / "wide.npy").unlink()
+        else:
+            wide.flush()
+            del wide
+            (tmp / "wide.npy").rename(tmp / "frames.npy")
+        np.save(tmp / "labels.npy", labels)
+        (tmp / "meta.json").write_text(json.dumps({**spec, "max_count": peak}, indent=2))
+        try:
+            tmp.rename(out)
+        except OSError:  # another process finished the same cache first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class FrameDataset(torch.utils.data.Dataset):
+    """(float32 (T, 2, H, W) event counts, label) read from a frame cache, T derived by resample_time."""
+
+    def __init__(self, cache_dir: Path, n_frames: int, augment: bool = False) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.meta = json.loads((self.cache_dir / "meta.json").read_text())
+        self.frames = np.load(self.cache_dir / "frames.npy", mmap_mode="r")
+        self.labels = np.load(self.cache_dir / "labels.npy")
+        self.n_frames = n_frames
+        info = DATASETS[self.meta["dataset"]]
+        self.augment = augment
+        self.flip_label, self.roll_px = info.flip_label, info.roll_px
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        x = resample_time(torch.from_numpy(self.frames[i].astype(np.float32)), self.n_frames, dim=0)
+        label = int(self.labels[i])
+        if self.augment:
+            x, label = augment_frames(x, label, self.flip_label, self.roll_px)
+        return x, label
+
+
+def frame_dataset(name: str, split: str, n_frames: int, data_dir: Path | str | None = None,
+                  limit: int | None = None, augment: bool = False, cache_frames: int | None = None) -> FrameDataset:
+    """Frames at n_frames, from a cache built once at cache_frames (>= n_frames, default n_frames)."""
+    cache_frames = cache_frames or n_frames
+    if n_frames < 1 or cache_frames < n_frames:
+        raise DataError(f"need 1 <= n_frames <= cache_frames, got n_frames={n_frames}, cache_frames={cache_frames}")
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    source = open_source(name, split, data_dir, limit)
+    spec = cache_spec(source, cache_frames)
+    out = cache_dir_for(data_dir, spec)
+    if not (out / "meta.json").is_file():
+        build_frame_cache(EventDataset(source), spec, out)
+    return FrameDataset(out, n_frames, augment=augment)

@@ -1,0 +1,159 @@
+"""Built-in offline datasets, generated lazily into tonic's own folder layouts and cached.
+
+Each generated folder carries a marker (.speck_mtt_sim.json) holding the generator parameters and
+their key. A different key wipes and regenerates that folder (it is ours: the marker is written
+before the first file); a split marked complete is trusted without touching its files, so a
+second call is instant. Every recording is seeded by (seed, its own id), so any subset (`limit`)
+is generated alone and equals the same recording of the full set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .functional.files import atomic_write
+from .functional.gestures import LIGHTING, GestureParams, encode_gesture_npy, simulate_gesture
+from .functional.mnist_idx import load_t10k
+from .functional.nmnist_bin import write_nmnist_bin
+from .functional.saccades import SaccadeParams, simulate_saccades
+
+MARKER = ".speck_mtt_sim.json"
+SPLITS = ("train", "test")
+
+
+def params_key(params: dict) -> str:
+    """Short stable hash of generator parameters (JSON, sorted keys)."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One recording: path relative to the tonic folder, its label, and what seeds it."""
+
+    relpath: str
+    label: int
+    index: int  # nmnist-sim: t10k digit index; gesture-sim: user number
+
+
+@dataclass(frozen=True)
+class NMNISTSim:
+    """nmnist-sim: split by digit image, n_train + n_test distinct t10k digits."""
+
+    saccades: SaccadeParams = field(default_factory=SaccadeParams)
+    n_train: int = 8000
+    n_test: int = 2000
+    folder: str = "nmnist-sim/NMNIST"
+
+    def as_dict(self) -> dict:
+        return {"generator": "nmnist-sim", "n_train": self.n_train, "n_test": self.n_test,
+                "saccades": self.saccades.as_dict()}
+
+    def items(self, split: str) -> list[Item]:
+        """The split's recordings in tonic's listing order (digit folder, then file name)."""
+        if self.n_train + self.n_test > 10_000:
+            raise DataError(f"nmnist-sim: n_train + n_test must be <= 10000 (the t10k digits), got {self.n_train + self.n_test}")
+        perm = np.random.default_rng([self.saccades.seed, 1]).permutation(10_000)
+        ids = perm[: self.n_train] if split == "train" else perm[self.n_train : self.n_train + self.n_test]
+        labels = load_t10k()[1]
+        folder = "Train" if split == "train" else "Test"
+        items = [Item(f"{folder}/{labels[i]}/{i:05d}.bin", int(labels[i]), int(i)) for i in ids]
+        return sorted(items, key=lambda it: it.relpath)
+
+    def write(self, root: Path, item: Item) -> None:
+        events = simulate_saccades(load_t10k()[0][item.index], self.saccades, item.index)
+        write_nmnist_bin(root / item.relpath, events)
+
+
+@dataclass(frozen=True)
+class GestureSim:
+    """gesture-sim: one recording per class per user; train users 1.., test users 24.."""
+
+    gestures: GestureParams = field(default_factory=GestureParams)
+    folder: str = "gesture-sim/DVSGesture"
+
+    def as_dict(self) -> dict:
+        return {"generator": "gesture-sim", "gestures": self.gestures.as_dict()}
+
+    def items(self, split: str) -> list[Item]:
+        users = range(1, self.gestures.train_users + 1) if split == "train" else range(24, 24 + self.gestures.test_users)
+        folder = "ibmGestureTrain" if split == "train" else "ibmGestureTest"
+        items = [Item(f"{folder}/user{u:02d}_{LIGHTING[(u - 1) % len(LIGHTING)]}/{label}.npy", label, u)
+                 for u in users for label in range(11)]
+        return sorted(items, key=lambda it: it.relpath)
+
+    def write(self, root: Path, item: Item) -> None:
+        lighting = item.relpath.split("/")[1].split("_", 1)[1]
+        events = simulate_gesture(item.label, item.index, lighting, self.gestures)
+        atomic_write(root / item.relpath, lambda fh: np.save(fh, encode_gesture_npy(events)))
+
+
+GENERATORS = {"nmnist-sim": NMNISTSim(), "gesture-sim": GestureSim()}
+
+
+def _claim(root: Path, spec: dict) -> dict:
+    """Read (or create) the marker of `root`; wipe the folder if it was made with other parameters."""
+    marker = root / MARKER
+    key = params_key(spec)
+    if marker.is_file():
+        try:
+            state = json.loads(marker.read_text())
+        except (OSError, json.JSONDecodeError):
+            state = {}
+        if state.get("key") == key:
+            return state
+        if state.get("spec", {}).get("generator") != spec["generator"]:
+            raise DataError(f"{marker}: not a {spec['generator']} marker; remove {root} or pick another --data-dir")
+        shutil.rmtree(root)  # ours, made with other generator parameters
+    elif root.exists() and any(root.iterdir()):
+        raise DataError(f"{root} holds files speck-mtt did not generate; remove it or pick another --data-dir")
+    state = {"spec": spec, "key": key, "complete": []}
+    _save_marker(root, state)
+    return state
+
+
+def _save_marker(root: Path, state: dict) -> None:
+    data = json.dumps(state, indent=2).encode()
+    atomic_write(root / MARKER, lambda fh: fh.write(data))
+
+
+def ensure_generated(name: str, data_dir: Path, split: str, wanted: Sequence[Item],
+                     generator=None, progress: Callable[[str], None] | None = None) -> Path:
+    """Generate the missing recordings of `wanted`; returns the tonic save_to folder.
+
+    A split is marked complete (and never checked again) once all its recordings exist.
+    """
+    gen = generator or GENERATORS[name]
+    root = Path(data_dir) / gen.folder
+    spec = gen.as_dict()
+    state = _claim(root, spec)
+    if split in state["complete"]:
+        return root.parent
+    missing = [it for it in wanted if not (root / it.relpath).is_file()]
+    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if missing:
+        say(f"{name}: generating {len(missing)} {split} recordings under {root} (one-off, cached)")
+        start = time.perf_counter()
+        for k, item in enumerate(missing, 1):
+            gen.write(root, item)
+            if k % 1000 == 0:
+                say(f"{name}: {k}/{len(missing)} ({time.perf_counter() - start:.0f} s)")
+    everything = gen.items(split)
+    if len(wanted) == len(everything) or all((root / it.relpath).is_file() for it in everything):
+        state["complete"] = sorted(set(state["complete"]) | {split})
+        _save_marker(root, state)
+    return root.parent
+
+
+def generator_spec(name: str) -> dict:
+    """The parameters of a built-in dataset's generator (they key its caches)."""
+    return GENERATORS[name].as_dict()
