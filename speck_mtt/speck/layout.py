@@ -20,6 +20,7 @@ Speck2e constraint table. What we add:
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,12 +43,16 @@ STATE_MIN = -(2**15)
 Target = Literal["sim", "speck2e"]
 
 
+def _backend(module: str):
+    """A submodule of sinabs.backend.dynapcnn, imported only after the samna guard is in place
+    (importing any of them runs the package __init__, which imports samna)."""
+    dynapcnn()
+    return importlib.import_module(f"sinabs.backend.dynapcnn.{module}")
+
+
 def core_capacity() -> list[dict[str, int]]:
     """Per-core kernel/neuron/bias memory of Speck2e, straight from sinabs' constraint table."""
-    from sinabs.backend.dynapcnn.chip_factory import ChipFactory
-
-    dynapcnn()  # the chips module imports samna: make sure the placeholder is there
-    builder = ChipFactory(CHIP).get_config_builder()
+    builder = _backend("chip_factory").ChipFactory(CHIP).get_config_builder()
     return [{"kernel": c.kernel_memory, "neuron": c.neuron_memory, "bias": c.bias_memory}
             for c in builder.get_constraints()]
 
@@ -58,11 +63,12 @@ def sinabs_input(snn: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Module,
     For a Sequential: a leading pooling layer gets sinabs' DVSLayer (pixel array disabled) in
     front, which sinabs then folds the pooling into; a trailing weight layer gets a neuron (its
     thresholds are made unreachable after discretization). Shares the weight modules; the
-    caller's model is not changed.
+    caller's model is not changed. Neurons are replaced by stateless twins: sinabs would copy
+    (and discretize) whatever membrane state a previous forward left in the model.
     """
     if not isinstance(snn, nn.Sequential):
         return snn, False
-    layers = list(snn)
+    layers = [_stateless(m) if isinstance(m, sl.IAFSqueeze) else m for m in snn]
     membrane = bool(layers) and isinstance(layers[-1], (nn.Conv2d, nn.Linear))
     if membrane:
         layers.append(sl.IAFSqueeze(batch_size=1, spike_threshold=THRESHOLD, min_v_mem=MIN_V_MEM))
@@ -70,6 +76,10 @@ def sinabs_input(snn: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Module,
         c, h, w = input_shape
         layers.insert(0, dynapcnn().DVSLayer(input_shape=(h, w), merge_polarities=(c == 1), disable_pixel_array=True))
     return nn.Sequential(*layers), membrane
+
+
+def _stateless(neuron: sl.IAFSqueeze) -> sl.IAFSqueeze:
+    return type(neuron)(**{**neuron.arg_dict, "batch_size": 1})
 
 
 @dataclass
@@ -142,17 +152,15 @@ def convert(snn: nn.Module, input_shape: Sequence[int], *, target: Target = "spe
             memory={k: int(v) for k, v in layer.memory_summary().items()}))
 
     capacity = core_capacity()
-    from sinabs.backend.dynapcnn.mapping import LayerConstraints, find_chip_layers
-
-    constraints = [LayerConstraints(c["kernel"], c["neuron"], c["bias"]) for c in capacity]
-    candidates = [find_chip_layers(network.dynapcnn_layers[k], constraints) for k in keys]
+    mapping = _backend("mapping")
+    constraints = [mapping.LayerConstraints(c["kernel"], c["neuron"], c["bias"]) for c in capacity]
+    candidates = [mapping.find_chip_layers(network.dynapcnn_layers[k], constraints) for k in keys]
     speck_problems = check_layers(geometry, input_pool, capacity)
     cores: dict[int, int] = {}
     if not speck_problems:
-        from sinabs.backend.dynapcnn.chip_factory import ChipFactory
-
         try:
-            cores = ChipFactory(CHIP).get_config_builder().map_layers_to_cores(network.dynapcnn_layers)
+            builder = _backend("chip_factory").ChipFactory(CHIP).get_config_builder()
+            cores = builder.map_layers_to_cores(network.dynapcnn_layers)
         except ValueError:  # sinabs: "No valid mapping found"
             speck_problems = [unmappable_problem(geometry, candidates)]
     if target == "speck2e":
@@ -217,12 +225,11 @@ def _discretized(float_network):
     """A copy of the float layout discretized layer by layer, exactly as DynapcnnLayer does with
     discretize=True (sinabs' discretize_conv_spike_ after the pooling rescale); saves a second
     conversion, which traces the whole network (seconds for VGGSNN)."""
-    from sinabs.backend.dynapcnn.discretize import discretize_conv_spike_
-
+    discretize = _backend("discretize")
     network = copy.deepcopy(float_network)
     for layer in network.dynapcnn_layers.values():
         if isinstance(layer, dynapcnn().DynapcnnLayer):
-            discretize_conv_spike_(layer.conv_layer, layer.spk_layer, to_int=False)
+            discretize.discretize_conv_spike_(layer.conv_layer, layer.spk_layer, to_int=False)
             layer._discretize = True
     return network
 
@@ -230,14 +237,12 @@ def _discretized(float_network):
 def _scale(layer) -> float:
     """sinabs' own discretization scale of a (float) DynapcnnLayer: min of the int8 weight scale
     and the int16 threshold scale (discretize.py, no bias)."""
-    from sinabs.backend.dynapcnn.discretize import (DYNAPCNN_STATE_PRECISION_BITS, DYNAPCNN_WEIGHT_PRECISION_BITS,
-                                                    determine_discretization_scale)
-
+    d = _backend("discretize")
     spk = layer.spk_layer
     low = STATE_MIN if spk.min_v_mem is None else float(spk.min_v_mem)
     thresholds = torch.tensor((low, float(spk.spike_threshold)))
-    return float(min(determine_discretization_scale(layer.conv_layer.weight.detach(), DYNAPCNN_WEIGHT_PRECISION_BITS),
-                     determine_discretization_scale(thresholds, DYNAPCNN_STATE_PRECISION_BITS)))
+    return float(min(d.determine_discretization_scale(layer.conv_layer.weight.detach(), d.DYNAPCNN_WEIGHT_PRECISION_BITS),
+                     d.determine_discretization_scale(thresholds, d.DYNAPCNN_STATE_PRECISION_BITS)))
 
 
 def _thresholds(spk: sl.IAFSqueeze) -> dict[str, float]:
