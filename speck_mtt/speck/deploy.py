@@ -143,7 +143,7 @@ def layout_summary(layout: Layout, *, checkpoint: str | None = None, recipe: Any
     for g, layer, est in zip(layout.geometry, art["layers"], estimated):
         core = layer["core"]
         layers.append({
-            "index": g.index, "name": g.label.split(" = ", 1)[-1], "sinabs_index": layer["sinabs_index"],
+            "index": g.index, "name": g.label.split(": ", 1)[-1], "sinabs_index": layer["sinabs_index"],
             "kind": "linear" if g.from_linear else "conv",
             "input_shape": list(g.in_shape), "output_shape": list(g.out_shape),
             "pooled_output_shape": [g.out_shape[0], g.out_shape[1] // layer["pool"][0], g.out_shape[2] // layer["pool"][1]],

@@ -47,7 +47,7 @@ class FitProblem:
     suggestion: str
 
     def __str__(self) -> str:
-        return f"{self.layer}: {self.what} is {self.value} (limit {self.limit}); {self.suggestion}"
+        return f"{self.layer}: {self.what} is {self.value}, limit {self.limit}; {self.suggestion}"
 
 
 def bias_removal_hint(recipe: str | None = None, checkpoint: str | None = None) -> str:
@@ -87,12 +87,12 @@ def check_modules(snn: nn.Module, input_shape: Sequence[int], *, recipe: str | N
     for name, module in leaves:
         label = module_label(name, module)
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            problems.append(FitProblem(label, "an un-absorbed BatchNorm", "none (chip has no BN)",
+            problems.append(FitProblem(label, "an un-absorbed BatchNorm", "none: Speck has no BN",
                                        "present", hint))
         elif isinstance(module, _WEIGHT):
             if module.bias is not None:
-                problems.append(FitProblem(label, "a bias", "none (a bias becomes a slow-clock leak)",
-                                           f"{module.bias.numel()} values", hint))
+                problems.append(FitProblem(label, "the bias", "none: a bias becomes a slow-clock leak",
+                                           f"present ({module.bias.numel()} values)", hint))
             if isinstance(module, nn.Conv2d):
                 problems += _conv_shape_problems(label, module)
         elif isinstance(module, _POOLING):
@@ -100,11 +100,11 @@ def check_modules(snn: nn.Module, input_shape: Sequence[int], *, recipe: str | N
         elif isinstance(module, sl.IAFSqueeze):
             continue
         elif isinstance(module, (sl.IAF, sl.LIF, sl.LIFSqueeze)) or isinstance(module, sl.StatefulLayer):
-            problems.append(FitProblem(label, "an unsupported neuron type", "sinabs.layers.IAFSqueeze",
+            problems.append(FitProblem(label, "the neuron type", "sinabs.layers.IAFSqueeze",
                                        type(module).__name__,
                                        "use speck_mtt.models.neurons.multistep_if (IAFSqueeze, no leak)"))
         elif not isinstance(module, _SHAPE_ONLY):
-            problems.append(FitProblem(label, "an unsupported layer type",
+            problems.append(FitProblem(label, "the layer type",
                                        "Conv2d/Linear -> IAFSqueeze -> AvgPool2d/SumPool2d",
                                        type(module).__name__,
                                        "remove it or replace it by a supported layer"))
@@ -112,7 +112,7 @@ def check_modules(snn: nn.Module, input_shape: Sequence[int], *, recipe: str | N
     if isinstance(first, _POOLING):  # input pooling is done by the DVS layer
         c, h, w = input_shape
         if c > 2 or h > DVS_SIZE or w > DVS_SIZE:
-            problems.append(FitProblem(module_label(leaves[0][0], first), "input pooling on an input of",
+            problems.append(FitProblem(module_label(leaves[0][0], first), "the input pooled by the DVS layer",
                                        f"at most 2x{DVS_SIZE}x{DVS_SIZE} (the DVS layer)", f"{c}x{h}x{w}",
                                        "pool in the data pipeline or start the network with a conv"))
     return problems
@@ -125,16 +125,16 @@ def _pair(value) -> tuple[int, int]:
 def _conv_shape_problems(label: str, conv: nn.Conv2d) -> list[FitProblem]:
     problems = []
     if conv.kernel_size[0] != conv.kernel_size[1]:
-        problems.append(FitProblem(label, "a non-square kernel", "square kernels",
+        problems.append(FitProblem(label, "the kernel shape", "square kernels",
                                    "x".join(map(str, conv.kernel_size)), "use a square kernel"))
     if conv.dilation != (1, 1) or conv.groups != 1:
-        problems.append(FitProblem(label, "dilation/groups", "dilation 1, groups 1",
+        problems.append(FitProblem(label, "the dilation/groups", "dilation 1, groups 1",
                                    f"dilation {conv.dilation}, groups {conv.groups}", "use a plain convolution"))
     if conv.stride[0] != conv.stride[1]:
-        problems.append(FitProblem(label, "an unsupported stride", "equal strides in {1,2,4,8}",
+        problems.append(FitProblem(label, "the stride", "equal strides in {1,2,4,8}",
                                    f"{conv.stride}", "use the same stride in both directions"))
     if isinstance(conv.padding, str):
-        problems.append(FitProblem(label, "string padding", "explicit integers", conv.padding,
+        problems.append(FitProblem(label, "the padding", "explicit integers", conv.padding,
                                    "give the padding as integers"))
     return problems
 
@@ -145,7 +145,7 @@ def _pool_shape_problems(label: str, pool: nn.Module) -> list[FitProblem]:
     padding = getattr(pool, "padding", 0)
     problems = []
     if kernel[0] != kernel[1] or stride != kernel or _pair(padding) != (0, 0):
-        problems.append(FitProblem(label, "an unsupported pooling", "square, stride = kernel, no padding",
+        problems.append(FitProblem(label, "the pooling", "square, stride = kernel, no padding",
                                    f"kernel {kernel}, stride {stride}, padding {padding}",
                                    f"use AvgPool2d(k) or SumPool2d(k) with k in {POOLS}"))
     return problems

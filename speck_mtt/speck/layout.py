@@ -119,9 +119,9 @@ def convert(snn: nn.Module, input_shape: Sequence[int], *, target: Target = "spe
         raise
     except Exception as exc:  # sinabs raises ValueError/TypeError/its own types for structure problems
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise_if_problems([FitProblem("network", "a structure sinabs cannot lay out",
-                                      "chains of Conv2d/Linear -> IAFSqueeze -> optional pooling",
-                                      message, "restructure the network into such chains")],
+        raise_if_problems([FitProblem("network", "the structure", "what sinabs can lay out: chains of "
+                                      "Conv2d/Linear -> IAFSqueeze -> optional pooling", f"refused by sinabs ({message})",
+                                      "restructure the network into such chains")],
                           f"{arch} cannot be converted to a DynapCNN layout")
         raise  # unreachable: raise_if_problems raised
     network = _discretized(float_network)
@@ -140,7 +140,7 @@ def convert(snn: nn.Module, input_shape: Sequence[int], *, target: Target = "spe
         if module is None or out_channels != getattr(module, "out_channels", getattr(module, "out_features", None)):
             label, from_linear = f"layer {i}", False
         else:
-            label, from_linear = f"layer {i} = {module_label(name, module)}", isinstance(module, nn.Linear)
+            label, from_linear = f"layer {i}: {module_label(name, module)}", isinstance(module, nn.Linear)
         if membrane and i == len(keys) - 1:
             label += " [membrane readout]"
         geometry.append(LayerGeometry(
