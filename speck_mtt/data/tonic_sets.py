@@ -39,7 +39,8 @@ class _OfflineMixin:
     def download(self) -> None:
         raise DataError(
             f"no {self.tonic_folder} files under {Path(self.location_on_system, self.folder_name)}: "
-            f"expected {self.layout} (speck-mtt never downloads; put the extracted files there)"
+            f"expected {Path(os.path.dirname(self.location_on_system), self.layout)}"
+            " (speck-mtt never downloads; put the extracted files there)"
         )
 
     def _sort(self, *extra: str) -> None:

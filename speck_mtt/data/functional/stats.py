@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def count_bursts(t_us: np.ndarray, bin_us: int = 10_000, frac: float = 0.25) -> int:
+def count_bursts(t_us: np.ndarray, bin_us: int = 10_000, frac: float = 0.15) -> int:
     """Number of activity bursts: runs of 10 ms bins (3-bin smoothed) above frac * the peak bin.
 
     N-MNIST's three saccades show up as three bursts (the real sample gives 3).
