@@ -1,0 +1,202 @@
+"""Compiled per-event inner loops of the simulator (numba).
+
+The chip neuron rule (SPEC §1) lives in `chip_neuron` and nowhere else: the compiled kernels
+inline it, the pure-Python reference calls its `.py_func`.
+
+A network reaches these kernels as flat arrays (see network.py): `lay` holds one row of int64
+fields per layer (the F_* column indices below), `weights` all kernels concatenated in
+(C_out, C_in, kH, kW) order, `th_hi`/`th_lo` the thresholds, and `dptr`/`didx` the destination
+lists in CSR form. All neuron states of one sample sit in one flat vector.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# columns of the per-layer table `lay`
+(F_CIN, F_HIN, F_WIN, F_COUT, F_HOUT, F_WOUT, F_KH, F_KW, F_SY, F_SX, F_PY, F_PX,
+ F_POOLY, F_POOLX, F_WOFF, F_SOFF, F_COFF) = range(17)
+N_FIELDS = 17
+
+_INITIAL_CAPACITY = 256
+
+
+@njit(inline="always", cache=True)
+def chip_neuron(v, w, theta_high, theta_low):
+    """One synaptic update of a Speck neuron: returns (new state, spiked).
+
+    v += w; at or above theta_high emit ONE spike and subtract theta_high; clamp at theta_low.
+    """
+    v = v + w
+    spiked = v >= theta_high
+    if spiked:
+        v = v - theta_high
+    if v < theta_low:
+        v = theta_low
+    return v, spiked
+
+
+@njit(cache=True)
+def _ensure_room(pend, npend, dptr, didx, l, room):
+    """Grow the pending buffer so every destination of layer l can take `room` more spikes."""
+    need = 0
+    for k in range(dptr[l], dptr[l + 1]):
+        need = max(need, npend[didx[k]] + room)
+    if need <= pend.shape[1]:
+        return pend
+    cap = pend.shape[1]
+    while cap < need:
+        cap *= 2
+    bigger = np.empty((pend.shape[0], cap, 3), np.int32)
+    bigger[:, :pend.shape[1]] = pend
+    return bigger
+
+
+@njit(cache=True, inline="always")
+def _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, ci, y, x, state, pend, npend,
+             counts, synops, oy_buf, ky_buf, ox_buf, kx_buf):
+    """One event (ci, y, x) into layer l: update every neuron its kernel touches in
+    (channel, row, column) order; each spike is pooled and appended, in order, to the pending
+    input list of every destination (the caller made room: one event causes at most
+    C_out * kH * kW spikes)."""
+    c_in = lay[l, F_CIN]
+    c_out = lay[l, F_COUT]
+    h_out = lay[l, F_HOUT]
+    w_out = lay[l, F_WOUT]
+    kh = lay[l, F_KH]
+    kw = lay[l, F_KW]
+    sy = lay[l, F_SY]
+    sx = lay[l, F_SX]
+    # output rows touched, ascending (kernel row descending)
+    n_oy = 0
+    for ky in range(kh - 1, -1, -1):
+        t = y + lay[l, F_PY] - ky
+        if t < 0 or t % sy != 0:
+            continue
+        oy = t // sy
+        if oy >= h_out:
+            break
+        oy_buf[n_oy] = oy
+        ky_buf[n_oy] = ky
+        n_oy += 1
+    n_ox = 0
+    for kx in range(kw - 1, -1, -1):
+        t = x + lay[l, F_PX] - kx
+        if t < 0 or t % sx != 0:
+            continue
+        ox = t // sx
+        if ox >= w_out:
+            break
+        ox_buf[n_ox] = ox
+        kx_buf[n_ox] = kx
+        n_ox += 1
+    if n_oy == 0 or n_ox == 0:
+        return
+    synops[l] += c_out * n_oy * n_ox
+    theta_high = th_hi[l]
+    theta_low = th_lo[l]
+    woff = lay[l, F_WOFF]
+    soff = lay[l, F_SOFF]
+    coff = lay[l, F_COFF]
+    pool_y = lay[l, F_POOLY]
+    pool_x = lay[l, F_POOLX]
+    for co in range(c_out):
+        wbase = woff + (co * c_in + ci) * kh * kw
+        sbase = soff + co * h_out * w_out
+        for i in range(n_oy):
+            oy = oy_buf[i]
+            wrow = wbase + ky_buf[i] * kw
+            srow = sbase + oy * w_out
+            for j in range(n_ox):
+                ox = ox_buf[j]
+                v, spiked = chip_neuron(state[srow + ox], weights[wrow + kx_buf[j]], theta_high, theta_low)
+                state[srow + ox] = v
+                if spiked:
+                    counts[coff + co] += 1
+                    for k in range(dptr[l], dptr[l + 1]):
+                        d = didx[k]
+                        py = oy // pool_y
+                        px = ox // pool_x
+                        if py >= lay[d, F_HIN] or px >= lay[d, F_WIN]:
+                            continue  # sum pooling floors the map: border rows/columns are dropped
+                        pend[d, npend[d], 0] = co
+                        pend[d, npend[d], 1] = py
+                        pend[d, npend[d], 2] = px
+                        npend[d] += 1
+
+
+@njit(cache=True)
+def _scratch(lay):
+    k = max(lay[:, F_KH].max(), lay[:, F_KW].max())
+    return (np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64))
+
+
+@njit(cache=True)
+def run_events(xs, ys, ps, lay, weights, th_hi, th_lo, dptr, didx, state, counts, synops):
+    """Event by event: each input event goes to layer 0 and every spike it causes is delivered
+    downstream (layers in index order, each in arrival order) before the next input event."""
+    n_layers = lay.shape[0]
+    pend = np.empty((n_layers, _INITIAL_CAPACITY, 3), np.int32)
+    npend = np.zeros(n_layers, np.int64)
+    oy_buf, ky_buf, ox_buf, kx_buf = _scratch(lay)
+    room = lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]
+    for e in range(xs.shape[0]):
+        pend = _ensure_room(pend, npend, dptr, didx, 0, room[0])
+        _deliver(lay, weights, th_hi, th_lo, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
+                 counts, synops, oy_buf, ky_buf, ox_buf, kx_buf)
+        for l in range(1, n_layers):
+            j = 0
+            while j < npend[l]:
+                pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
+                _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
+                         pend[l, j, 2], state, pend, npend, counts, synops, oy_buf, ky_buf, ox_buf, kx_buf)
+                j += 1
+            npend[l] = 0
+
+
+@njit(cache=True)
+def run_layerwise(xs, ys, ps, lay, weights, th_hi, th_lo, dptr, didx, state, counts, synops):
+    """Layer by layer: layer 0 takes the whole input stream, then each layer takes the whole
+    ordered output of its sources. Equals run_events for feed-forward nets (tested)."""
+    n_layers = lay.shape[0]
+    pend = np.empty((n_layers, max(_INITIAL_CAPACITY, xs.shape[0]), 3), np.int32)
+    npend = np.zeros(n_layers, np.int64)
+    oy_buf, ky_buf, ox_buf, kx_buf = _scratch(lay)
+    room = lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]
+    for e in range(xs.shape[0]):
+        pend = _ensure_room(pend, npend, dptr, didx, 0, room[0])
+        _deliver(lay, weights, th_hi, th_lo, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
+                 counts, synops, oy_buf, ky_buf, ox_buf, kx_buf)
+    for l in range(1, n_layers):
+        j = 0
+        while j < npend[l]:
+            pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
+            _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
+                     pend[l, j, 2], state, pend, npend, counts, synops, oy_buf, ky_buf, ox_buf, kx_buf)
+            j += 1
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def run_batch(xs, ys, ps, offsets, lay, weights, th_hi, th_lo, dptr, didx, n_state, counts, synops,
+              membranes, out_layer):
+    """Many samples at once, one per thread (prange); sample i is events offsets[i]:offsets[i+1].
+
+    Writes per-layer per-channel spike counts, per-layer SynOps and the output layer's final
+    membranes (summed over its map per channel) into row i of the result arrays.
+    """
+    n = offsets.shape[0] - 1
+    c_out = lay[out_layer, F_COUT]
+    hw = lay[out_layer, F_HOUT] * lay[out_layer, F_WOUT]
+    soff = lay[out_layer, F_SOFF]
+    for i in prange(n):
+        state = np.zeros(n_state, weights.dtype)
+        a = offsets[i]
+        b = offsets[i + 1]
+        run_events(xs[a:b], ys[a:b], ps[a:b], lay, weights, th_hi, th_lo, dptr, didx, state,
+                   counts[i], synops[i])
+        for c in range(c_out):
+            acc = 0.0
+            for k in range(hw):
+                acc += state[soff + c * hw + k]
+            membranes[i, c] = acc
