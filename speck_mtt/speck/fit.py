@@ -75,15 +75,17 @@ def module_label(name: str, module: nn.Module) -> str:
 
 
 def check_modules(snn: nn.Module, input_shape: Sequence[int], *, recipe: str | None = None,
-                  checkpoint: str | None = None) -> list[FitProblem]:
+                  checkpoint: str | None = None, names: dict[int, str] | None = None) -> list[FitProblem]:
     """Problems visible on the torch modules: biases, BN, layer types, pooling/kernel shapes.
 
     These are the ones that would make sinabs refuse the network or silently keep a bias, so
     they are checked for every target (the simulator also runs the DynapCNN layout).
+    names: id(module) -> name used in messages (default: names inside snn).
     """
     problems: list[FitProblem] = []
     hint = bias_removal_hint(recipe, checkpoint)
-    leaves = [(n, m) for n, m in snn.named_modules() if not list(m.children()) and n]
+    names = names or {}
+    leaves = [(names.get(id(m), n), m) for n, m in snn.named_modules() if not list(m.children()) and n]
     for name, module in leaves:
         label = module_label(name, module)
         if isinstance(module, nn.modules.batchnorm._BatchNorm):

@@ -106,11 +106,11 @@ def convert(snn: nn.Module, input_shape: Sequence[int], *, target: Target = "spe
     names: id(module) -> name used in messages (default: names inside snn).
     """
     input_shape = tuple(int(v) for v in input_shape)
-    problems = check_modules(snn, input_shape, recipe=recipe, checkpoint=checkpoint)
+    names = names or {}
+    problems = check_modules(snn, input_shape, recipe=recipe, checkpoint=checkpoint, names=names)
     raise_if_problems(problems, f"{arch} cannot be converted to a DynapCNN layout")
 
     prepared, membrane = sinabs_input(snn, input_shape)
-    names = names or {}
     weights = [(names.get(id(m), n), m) for n, m in snn.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     backend = dynapcnn()
     try:
