@@ -1,0 +1,110 @@
+"""nmnist-sim / gesture-sim: statistics vs the real sample, determinism, cache marker, flip mapping."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from speck_mtt.data import event_dataset
+from speck_mtt.data.functional.gestures import (
+    CLASSES, FLIP_LABEL, GestureParams, draw_sample_params, limb_paths, mirror_params, simulate_gesture,
+)
+from speck_mtt.data.functional.mnist_idx import load_t10k, real_sample_path
+from speck_mtt.data.functional.nmnist_bin import read_nmnist_bin
+from speck_mtt.data.functional.saccades import SaccadeParams, simulate_saccades
+from speck_mtt.data.functional.stats import count_bursts, event_stats
+from speck_mtt.data.sim import NMNISTSim, ensure_generated
+from speck_mtt.errors import DataError
+
+
+def test_real_sample_has_three_bursts():
+    assert count_bursts(read_nmnist_bin(real_sample_path())["t"]) == 3
+
+
+def test_nmnist_sim_statistics_resemble_the_real_sample(tmp_path):
+    ds = event_dataset("nmnist-sim", "test", tmp_path, limit=12)
+    stats = [event_stats(ds[i][0]) for i in range(len(ds))]
+    mean_events = np.mean([s["events"] for s in stats])
+    assert abs(mean_events / 4325 - 1) <= 0.30
+    assert all(0.4 <= s["on_fraction"] <= 0.6 for s in stats)
+    assert all(250 <= s["duration_ms"] <= 350 for s in stats)
+    assert all(s["bursts"] == 3 for s in stats)
+    assert len(set(ds.labels)) > 3  # a limit subset spans several digits
+
+
+def test_nmnist_sim_is_deterministic_by_seed(tmp_path):
+    image = load_t10k()[0][7]
+    a, b = simulate_saccades(image, SaccadeParams(), 7), simulate_saccades(image, SaccadeParams(), 7)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, simulate_saccades(image, SaccadeParams(seed=1), 7))
+    d1, d2 = event_dataset("nmnist-sim", "train", tmp_path / "a", limit=3), event_dataset("nmnist-sim", "train", tmp_path / "b", limit=3)
+    for i in range(3):
+        assert open(d1.path(i), "rb").read() == open(d2.path(i), "rb").read()
+
+
+def test_nmnist_sim_split_by_digit_image():
+    sim = NMNISTSim()
+    train, test = sim.items("train"), sim.items("test")
+    assert (len(train), len(test)) == (8000, 2000)
+    assert not {it.index for it in train} & {it.index for it in test}
+    labels = load_t10k()[1]
+    assert all(labels[it.index] == it.label and it.relpath.startswith(f"Train/{it.label}/") for it in train[:50])
+
+
+def test_generation_cached_by_marker_and_regenerated_on_new_params(tmp_path):
+    small = NMNISTSim(n_train=4, n_test=2)
+    calls = []
+    wanted = small.items("test")
+    ensure_generated("nmnist-sim", tmp_path, "test", wanted, small, progress=calls.append)
+    assert len(calls) == 1 and all((tmp_path / small.folder / it.relpath).is_file() for it in wanted)
+    ensure_generated("nmnist-sim", tmp_path, "test", wanted, small, progress=calls.append)
+    assert len(calls) == 1  # second call: nothing generated
+    other = dataclasses.replace(small, saccades=SaccadeParams(seed=5))
+    new = other.items("test")
+    ensure_generated("nmnist-sim", tmp_path, "test", new, other, progress=calls.append)
+    assert len(calls) == 2
+    root = tmp_path / small.folder
+    stale = [it for it in wanted if it.relpath not in {n.relpath for n in new}]
+    assert stale and not any((root / it.relpath).exists() for it in stale)  # old parameters' files wiped
+    assert all((root / it.relpath).is_file() for it in new)
+
+
+def test_foreign_folder_is_not_wiped(tmp_path):
+    (tmp_path / "nmnist-sim" / "NMNIST").mkdir(parents=True)
+    (tmp_path / "nmnist-sim" / "NMNIST" / "mine.txt").write_text("user data")
+    with pytest.raises(DataError, match="did not generate"):
+        event_dataset("nmnist-sim", "test", tmp_path, limit=1)
+
+
+def test_gesture_sim_loads_through_tonic(tmp_path):
+    ds = event_dataset("gesture-sim", "train", tmp_path, limit=3)
+    for i in range(len(ds)):
+        events, label = ds[i]
+        assert ds.path(i).endswith(f"/{label}.npy") and "ibmGestureTrain/user" in ds.path(i)
+        assert 5_000 <= len(events) <= 100_000
+        assert events["x"].max() < 128 and events["y"].max() < 128
+        assert 1.5e6 <= events["t"].max() <= 2.3e6  # about two seconds, in us
+        assert 0.4 <= events["p"].mean() <= 0.6
+    assert np.array_equal(simulate_gesture(3, 1, "lab", GestureParams()), simulate_gesture(3, 1, "lab", GestureParams()))
+
+
+def test_gesture_flip_label_mapping():
+    assert [FLIP_LABEL[FLIP_LABEL[i]] for i in range(11)] == list(range(11))
+    pairs = {("Right hand wave", "Left hand wave"), ("Right arm cw", "Left arm ccw"), ("Right arm ccw", "Left arm cw")}
+    for a, b in pairs:
+        assert FLIP_LABEL[CLASSES.index(a)] == CLASSES.index(b)
+    assert sum(FLIP_LABEL[i] != i for i in range(11)) == 6
+
+
+@pytest.mark.parametrize("label", range(11))
+def test_mirrored_gesture_is_the_flipped_class(label):
+    """A left-right mirror of class l is exactly class FLIP_LABEL[l] with mirrored parameters."""
+    sp = draw_sample_params(label, GestureParams(duration_ms=300), np.random.default_rng(label))
+    flipped_label, msp = mirror_params(label, sp)
+    assert flipped_label == FLIP_LABEL[label]
+    for (path, sigma), (mpath, msigma) in zip(limb_paths(label, sp), limb_paths(flipped_label, msp), strict=True):
+        assert sigma == msigma
+        np.testing.assert_allclose(mpath[:, 0], 127 - path[:, 0], atol=1e-9)
+        np.testing.assert_allclose(mpath[:, 1], path[:, 1], atol=1e-9)
