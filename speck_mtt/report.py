@@ -1,0 +1,334 @@
+"""The paper's Table 5 for one results folder: torch vs simulator vs Speck, per training method.
+
+Results folder convention (what the Makefile recipes write; every file optional except that a
+method needs at least one of them):
+
+    RESULTS_DIR/
+      <method>/                  one folder per method (mtt, sdt, nmt, slt, ...); the name is the label
+        eval.json                torch accuracy per T: {"t": [1, ...], "accuracy": [0.97, ...]}, or
+                                 {"accuracy": {"1": 0.97, ...}}, or {"rows": [{"t": 1, "accuracy": 0.97}, ...]};
+                                 optional "dataset", "n_weights"
+        measure_sim.json         `speck-mtt measure --backend sim --json`: "accuracy", optional "t" (the
+                                 torch T it was compared with), "sd_torch" ({"sd": x, ...} or x),
+                                 "n_samples", "dataset", "n_weights", "spikes_per_sample", "synops_per_sample"
+        measure_speck2e*.json    one per chip run, same keys (optional "sd_sim": SD against the simulator)
+        <stem>.counts.npz        optional beside a measure file: "counts" (N, C) output spike counts (the ones
+                                 SD compares) and "sample_ids" (N,); a "counts" list in the JSON also works.
+                                 Gives SD(sim vs chip) (reference: chip) and SD(chip vs chip) (reference: the
+                                 first run) when the JSON does not carry them.
+        model.pt | deploy/model.pt   optional checkpoint, for the parameter count
+      run.json                   optional: {"dataset": "nmnist-sim", ...}
+
+Accuracies are fractions in [0, 1] (a file may say "accuracy_unit": "percent"); the report shows
+percent. Output: report.md, report.json, accuracy_vs_t.png (matplotlib Agg). The paper's own
+numbers (SPEC §7) sit in a separate, labelled table; a "-sim" dataset is an offline stand-in and
+is labelled so next to them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import numpy as np
+import typer
+
+from .errors import SpeckMttError
+from .eventsim.sd import spike_difference
+from .io import save_json, save_text
+
+# Paper Table 5 (accuracy %, Torch / simulator / Speck; None = not measured) and weights (SPEC §4, §7).
+PAPER_TABLE5: dict[str, dict[str, Any]] = {
+    "nmnist": {"network": "3C1FC(W16)", "n_weights": 6160,
+               "methods": {"mtt": (99.16, 98.56, 98.57), "sdt": (98.09, 93.07, 92.77)},
+               "sd": {"sim_vs_chip": 3.92, "chip_vs_chip": 2.81, "timestepped_vs_chip": 28.77}},
+    "gesture": {"network": "4C2FC(W32)", "n_weights": 48592,
+                "methods": {"mtt": (88.28, 81.82, None), "sdt": (88.67, 80.68, None)}},
+    "cifar10dvs": {"network": "VGGSNN", "n_weights": None,
+                   "methods": {"mtt": (75.2, 58.5, None), "sdt": (74.7, 48.4, None)}},
+}
+METHOD_ORDER = ("mtt", "sdt", "nmt", "slt")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SpeckMttError(f"{path}: cannot be read as JSON ({exc}); rerun the step that writes it") from exc
+    if not isinstance(data, dict):
+        raise SpeckMttError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _fraction(value: Any, data: dict[str, Any], path: Path) -> float | None:
+    if value is None:
+        return None
+    v = float(value) / (100.0 if data.get("accuracy_unit") == "percent" else 1.0)
+    if not 0.0 <= v <= 1.0:
+        raise SpeckMttError(f"{path}: accuracy {value} is not a fraction in [0, 1]; "
+                            'write fractions or add "accuracy_unit": "percent"')
+    return v
+
+
+def torch_curve(data: dict[str, Any], path: Path) -> dict[int, float]:
+    """T -> torch accuracy (fraction) from any of the accepted eval.json shapes."""
+    acc = data.get("accuracy")
+    if isinstance(acc, list) and "t" in data:
+        if len(acc) != len(data["t"]):
+            raise SpeckMttError(f"{path}: 't' and 'accuracy' have different lengths")
+        pairs = zip(data["t"], acc)
+    elif isinstance(acc, dict):
+        pairs = acc.items()
+    else:
+        rows = data.get("rows") or data.get("results")
+        if not isinstance(rows, list):
+            raise SpeckMttError(f"{path}: no torch accuracy per T found; expected {{\"t\": [...], "
+                                "\"accuracy\": [...]}} or a 'rows' list of {\"t\", \"accuracy\"}")
+        pairs = ((r["t"], r["accuracy"]) for r in rows)
+    return dict(sorted((int(t), _fraction(a, data, path)) for t, a in pairs))
+
+
+def _sd_value(value: Any) -> float | None:
+    if isinstance(value, dict):
+        value = value.get("sd", value.get("pooled"))
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _counts(path: Path, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(counts (N, C), sample_ids or None) from <stem>.counts.npz or the JSON's "counts"."""
+    npz = path.with_name(path.stem + ".counts.npz")
+    if npz.is_file():
+        with np.load(npz) as z:
+            return np.asarray(z["counts"]), (np.asarray(z["sample_ids"]) if "sample_ids" in z else None)
+    if "counts" in data:
+        ids = data.get("sample_ids")
+        return np.asarray(data["counts"]), (np.asarray(ids) if ids is not None else None)
+    return None
+
+
+def _aligned_sd(a: tuple[np.ndarray, np.ndarray | None], ref: tuple[np.ndarray, np.ndarray | None],
+                what: str) -> dict[str, Any]:
+    """SD of a against ref over the samples both recorded (by sample id when both have ids)."""
+    (ca, ia), (cr, ir) = a, ref
+    if ia is not None and ir is not None:
+        common, xa, xr = np.intersect1d(ia, ir, return_indices=True)
+        if len(common) == 0:
+            raise SpeckMttError(f"{what}: the two recordings share no sample id; record the same samples")
+        ca, cr = ca[xa], cr[xr]
+    elif len(ca) != len(cr):
+        raise SpeckMttError(f"{what}: {len(ca)} vs {len(cr)} samples and no sample ids to align them")
+    return spike_difference(ca, cr).as_dict()
+
+
+def _n_weights(folder: Path, *sources: dict[str, Any]) -> int | None:
+    for data in sources:
+        if data.get("n_weights") is not None:
+            return int(data["n_weights"])
+    for ckpt_path in (folder / "model.pt", folder / "deploy" / "model.pt"):
+        if ckpt_path.is_file():
+            from .checkpoint import load_checkpoint, model_from_checkpoint
+
+            return model_from_checkpoint(load_checkpoint(ckpt_path), ckpt_path).n_weights()
+    return None
+
+
+def method_row(folder: Path, t: int | None = None) -> dict[str, Any]:
+    """One Table-5 row from a method folder (see the module docstring)."""
+    ev_path, sim_path = folder / "eval.json", folder / "measure_sim.json"
+    ev = _read_json(ev_path) if ev_path.is_file() else {}
+    sim = _read_json(sim_path) if sim_path.is_file() else {}
+    chip_paths = sorted(folder.glob("measure_speck2e*.json"))
+    chips = [_read_json(p) for p in chip_paths]
+    if not ev and not sim and not chips:
+        raise SpeckMttError(f"{folder}: no eval.json, measure_sim.json or measure_speck2e*.json; "
+                            "run training and `speck-mtt measure` into this folder first")
+    curve = torch_curve(ev, ev_path) if ev else {}
+    t_chosen = t or (int(sim["t"]) if sim.get("t") is not None else (max(curve) if curve else None))
+    chip_accs = [_fraction(c.get("accuracy"), c, p) for c, p in zip(chips, chip_paths)]
+    chip_accs = [a for a in chip_accs if a is not None]
+    row: dict[str, Any] = {
+        "method": folder.name,
+        "dataset": ev.get("dataset") or sim.get("dataset") or next((c.get("dataset") for c in chips), None),
+        "t": t_chosen,
+        "torch_accuracy": curve.get(t_chosen) if t_chosen is not None else None,
+        "torch_curve": {str(k): v for k, v in curve.items()},
+        "sim_accuracy": _fraction(sim.get("accuracy"), sim, sim_path),
+        "sim_samples": sim.get("n_samples"),
+        "speck_accuracy": float(np.mean(chip_accs)) if chip_accs else None,
+        "speck_runs": [{"file": p.name, "accuracy": a} for p, a in zip(chip_paths, chip_accs)],
+        "n_weights": _n_weights(folder, ev, sim),
+        "sd_torch_vs_sim": _sd_value(sim.get("sd_torch")),
+        "sd_sim_vs_chip": None,
+        "sd_chip_vs_chip": None,
+        "spikes_per_sample": sim.get("spikes_per_sample"),
+        "synops_per_sample": sim.get("synops_per_sample"),
+    }
+    if sim.get("t") is not None and t is not None and int(sim["t"]) != t:
+        row["note"] = f"SD torch-vs-sim was measured at T={sim['t']}, not at the chosen T={t}"
+    if chips:
+        sim_counts = _counts(sim_path, sim) if sim else None
+        chip_counts = [_counts(p, c) for p, c in zip(chip_paths, chips)]
+        given = _sd_value(chips[0].get("sd_sim"))
+        if given is not None:
+            row["sd_sim_vs_chip"] = given
+        elif sim_counts is not None and chip_counts[0] is not None:
+            row["sd_sim_vs_chip"] = _aligned_sd(sim_counts, chip_counts[0], f"{folder} sim vs chip")["sd"]
+        if len(chips) > 1 and chip_counts[0] is not None and chip_counts[1] is not None:
+            row["sd_chip_vs_chip"] = _aligned_sd(chip_counts[1], chip_counts[0], f"{folder} chip vs chip")["sd"]
+    if row["torch_accuracy"] is not None and row["sim_accuracy"] is not None:
+        row["drop_torch_to_sim_pp"] = 100 * (row["torch_accuracy"] - row["sim_accuracy"])
+    return row
+
+
+def _has_results(folder: Path) -> bool:
+    return (folder / "eval.json").is_file() or (folder / "measure_sim.json").is_file() or any(
+        folder.glob("measure_speck2e*.json"))
+
+
+def _paper_key(dataset: str | None) -> str | None:
+    if not dataset:
+        return None
+    base = dataset.lower().removesuffix("-sim").replace("_", "").replace("-", "")
+    return {"nmnist": "nmnist", "gesture": "gesture", "dvsgesture": "gesture", "cifar10dvs": "cifar10dvs"}.get(base)
+
+
+def _method_key(name: str) -> tuple[int, str]:
+    key = name.lower()
+    return (METHOD_ORDER.index(key) if key in METHOD_ORDER else len(METHOD_ORDER), key)
+
+
+def build_report(results_dir: Path, t: int | None = None, dataset: str | None = None) -> dict[str, Any]:
+    """Rows for every method folder of results_dir, plus the paper's reference numbers."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise SpeckMttError(f"{results_dir}: no such results folder; pass the --out folder of a recipe run")
+    folders = [p for p in results_dir.iterdir() if p.is_dir() and _has_results(p)]
+    if not folders:
+        raise SpeckMttError(f"{results_dir}: no method folder with eval.json/measure_*.json inside; "
+                            "expected RESULTS_DIR/<method>/eval.json (see speck-mtt report --help)")
+    rows = [method_row(p, t) for p in sorted(folders, key=lambda p: _method_key(p.name))]
+    run = _read_json(results_dir / "run.json") if (results_dir / "run.json").is_file() else {}
+    name = dataset or run.get("dataset") or next((r["dataset"] for r in rows if r["dataset"]), None)
+    key = _paper_key(name)
+    paper = None
+    if key:
+        ref = PAPER_TABLE5[key]
+        paper = {"dataset": key, "network": ref["network"], "n_weights": ref["n_weights"], "sd": ref.get("sd"),
+                 "rows": [{"method": m, "torch": v[0], "sim": v[1], "speck": v[2],
+                           "drop_torch_to_sim_pp": round(v[0] - v[1], 2)} for m, v in ref["methods"].items()]}
+    return {"results_dir": str(results_dir), "dataset": name,
+            "stand_in": bool(name and name.lower().endswith("-sim")), "rows": rows, "paper": paper}
+
+
+def _pct(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{100 * v:.{digits}f}"
+
+
+def _plain(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """Markdown: our Table 5, torch accuracy per T, and the paper's numbers in their own table."""
+    name = report["dataset"] or "unknown dataset"
+    lines = [f"# Table 5: {name}" + (" (offline simulated stand-in)" if report["stand_in"] else ""), "",
+             "| method | T | Torch % | Simulator % | Speck % | drop torch->sim (pp) | params | "
+             "SD torch-vs-sim % | SD sim-vs-chip % | SD chip-vs-chip % |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        drop = r.get("drop_torch_to_sim_pp")
+        lines.append(f"| {r['method'].upper()} | {r['t'] if r['t'] is not None else '-'} | {_pct(r['torch_accuracy'])} | "
+                     f"{_pct(r['sim_accuracy'])} | {_pct(r['speck_accuracy'])} | "
+                     f"{_plain(drop, '.2f')} | "
+                     f"{_plain(r['n_weights'], ',')} | "
+                     f"{_pct(r['sd_torch_vs_sim'])} | {_pct(r['sd_sim_vs_chip'])} | {_pct(r['sd_chip_vs_chip'])} |")
+    notes = [f"- {r['method'].upper()}: {r['note']}" for r in report["rows"] if r.get("note")]
+    notes += [f"- {r['method'].upper()}: Speck accuracy is the mean of {len(r['speck_runs'])} chip runs"
+              for r in report["rows"] if len(r["speck_runs"]) > 1]
+    if notes:
+        lines += [""] + notes
+    ts = sorted({int(t) for r in report["rows"] for t in r["torch_curve"]})
+    if ts:
+        lines += ["", "Torch accuracy % per T:", "", "| method | " + " | ".join(map(str, ts)) + " |",
+                  "|---|" + "---:|" * len(ts)]
+        for r in report["rows"]:
+            lines.append(f"| {r['method'].upper()} | " + " | ".join(_pct(r["torch_curve"].get(str(t)), 1) for t in ts)
+                         + " |")
+    paper = report["paper"]
+    if paper:
+        lines += ["", f"Paper reference (MTT paper Table 5, {paper['dataset']}, {paper['network']}"
+                  + (f", {paper['n_weights']:,} weights" if paper["n_weights"] else "") + "; real data and chip"
+                  + ("; NOT comparable sample for sample with the stand-in above" if report["stand_in"] else "") + "):",
+                  "", "| method | Torch % | Simulator % | Speck % | drop torch->sim (pp) |", "|---|---:|---:|---:|---:|"]
+        for r in paper["rows"]:
+            lines.append(f"| {r['method'].upper()} | {r['torch']:.2f} | {r['sim']:.2f} | "
+                         f"{_plain(r['speck'], '.2f')} | "
+                         f"{r['drop_torch_to_sim_pp']:.2f} |")
+        if paper.get("sd"):
+            sd = paper["sd"]
+            lines += ["", f"Paper spike differences (N-MNIST): simulator vs chip {sd['sim_vs_chip']}%, chip vs chip "
+                      f"{sd['chip_vs_chip']}%, time-stepped vs chip {sd['timestepped_vs_chip']}%."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy(report: dict[str, Any], path: Path) -> None:
+    """Torch accuracy vs T per method, simulator accuracy as a dashed horizontal line, chip as a star."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, r in enumerate(report["rows"]):
+        c = colors[i % len(colors)]
+        label = r["method"].upper()
+        if r["torch_curve"]:
+            ts = [int(t) for t in r["torch_curve"]]
+            ax.plot(ts, [100 * v for v in r["torch_curve"].values()], "o-", color=c, label=f"{label} torch")
+        if r["sim_accuracy"] is not None:
+            ax.axhline(100 * r["sim_accuracy"], color=c, ls="--", label=f"{label} simulator")
+        if r["speck_accuracy"] is not None and r["t"] is not None:
+            ax.plot([r["t"]], [100 * r["speck_accuracy"]], "*", color=c, ms=12, label=f"{label} Speck")
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel("accuracy %")
+    title = report["dataset"] or ""
+    ax.set_title(f"{title}{' (stand-in)' if report['stand_in'] else ''}: torch accuracy vs T")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(results_dir: Path, out: Path | None = None, t: int | None = None,
+                 dataset: str | None = None, plot: bool = True) -> dict[str, Any]:
+    """build_report, then write report.md, report.json and accuracy_vs_t.png into out (default results_dir)."""
+    report = build_report(results_dir, t, dataset)
+    out = Path(out or results_dir)
+    save_json(report, out / "report.json")
+    save_text(render_report(report), out / "report.md")
+    if plot:
+        plot_accuracy(report, out / "accuracy_vs_t.png")
+    return report
+
+
+def report_cmd(
+    results_dir: Annotated[Path, typer.Argument(help="Results folder: one sub-folder per method holding "
+                                                     "eval.json, measure_sim.json, measure_speck2e*.json.")],
+    t: Annotated[Optional[int], typer.Option("--t", min=1, help="T of the torch accuracy column (default: the T "
+                                                                "the simulator was compared with, else T_max).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset name for the paper reference "
+                                                                     "(default: from the result files).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Where report.md/json and the PNG go "
+                                                              "(default: RESULTS_DIR).")] = None,
+    plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write accuracy_vs_t.png.")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
+) -> None:
+    """Table 5 of the paper for a results folder: torch, simulator and Speck accuracy, parameters and
+    spike differences per method, next to the paper's numbers."""
+    report = write_report(results_dir, out, t, dataset, plot)
+    typer.echo(json.dumps(report, indent=2) if json_out else render_report(report))

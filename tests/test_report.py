@@ -1,0 +1,127 @@
+"""Table-5 report builder on fabricated result folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from speck_mtt.errors import SpeckMttError
+from speck_mtt.eventsim.sd import spike_difference
+from speck_mtt.report import build_report, render_report, write_report
+
+
+def _write(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+@pytest.fixture
+def results(tmp_path):
+    root = tmp_path / "runs"
+    _write(root / "run.json", {"dataset": "nmnist-sim"})
+    _write(root / "mtt" / "eval.json", {"t": [1, 2, 3], "accuracy": [0.90, 0.95, 0.97], "n_weights": 6160})
+    _write(root / "mtt" / "measure_sim.json", {"accuracy": 0.96, "t": 3, "sd_torch": {"sd": 0.12}, "n_samples": 4})
+    _write(root / "sdt" / "eval.json", {"accuracy": {"1": 0.5, "2": 0.8, "3": 0.93}})
+    _write(root / "sdt" / "measure_sim.json", {"accuracy": 0.85, "sd_torch": 0.3})
+    return root
+
+
+def test_table_rows_and_missing_chip(results):
+    rep = build_report(results)
+    assert [r["method"] for r in rep["rows"]] == ["mtt", "sdt"]
+    mtt, sdt = rep["rows"]
+    assert mtt["t"] == 3 and mtt["torch_accuracy"] == 0.97 and mtt["sim_accuracy"] == 0.96
+    assert mtt["drop_torch_to_sim_pp"] == pytest.approx(1.0)
+    assert mtt["n_weights"] == 6160 and mtt["sd_torch_vs_sim"] == 0.12
+    assert sdt["t"] == 3 and sdt["torch_accuracy"] == 0.93 and sdt["sd_torch_vs_sim"] == 0.3
+    assert mtt["speck_accuracy"] is None and mtt["sd_sim_vs_chip"] is None
+    md = render_report(rep)
+    mtt_line = next(line for line in md.splitlines() if line.startswith("| MTT | 3 |"))
+    cells = [c.strip() for c in mtt_line.strip("|").split("|")]
+    assert cells[:7] == ["MTT", "3", "97.00", "96.00", "-", "1.00", "6,160"]
+    assert cells[7:] == ["12.00", "-", "-"]
+    assert "offline simulated stand-in" in md
+    # the paper's numbers are a separate labelled table
+    assert "Paper reference" in md and "| MTT | 99.16 | 98.56 | 98.57 | 0.60 |" in md
+    assert rep["paper"]["dataset"] == "nmnist" and rep["stand_in"]
+
+
+def test_chosen_t_overrides_and_notes_mismatch(results):
+    rep = build_report(results, t=2)
+    mtt = rep["rows"][0]
+    assert mtt["torch_accuracy"] == 0.95 and "T=3" in mtt["note"]
+
+
+def test_chip_runs_give_sd_from_counts(results):
+    rng = np.random.default_rng(0)
+    sim = rng.integers(0, 20, size=(6, 10))
+    chip1 = sim + rng.integers(0, 3, size=sim.shape)
+    chip2 = chip1 + rng.integers(0, 2, size=sim.shape)
+    folder = results / "mtt"
+    np.savez(folder / "measure_sim.counts.npz", counts=sim, sample_ids=np.arange(6))
+    # chip run 1 recorded samples 1..5 only (out of order): alignment by sample id
+    order = np.array([5, 3, 1, 2, 4])
+    np.savez(folder / "measure_speck2e.counts.npz", counts=chip1[order], sample_ids=order)
+    _write(folder / "measure_speck2e.json", {"accuracy": 0.9})
+    _write(folder / "measure_speck2e_run2.json", {"accuracy": 0.8, "counts": chip2.tolist(),
+                                                  "sample_ids": list(range(6))})
+    row = build_report(results)["rows"][0]
+    assert row["speck_accuracy"] == pytest.approx(0.85)
+    ids = np.sort(order)
+    assert row["sd_sim_vs_chip"] == pytest.approx(spike_difference(sim[ids], chip1[ids]).pooled)
+    assert row["sd_chip_vs_chip"] == pytest.approx(spike_difference(chip2[ids], chip1[ids]).pooled)
+    assert row["sd_chip_vs_chip"] > 0
+    md = render_report(build_report(results))
+    assert "mean of 2 chip runs" in md
+
+
+def test_write_outputs_and_cli(results, tmp_path):
+    from speck_mtt.report import report_cmd
+    import typer
+
+    out = tmp_path / "out"
+    write_report(results, out)
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["rows"][1]["sim_accuracy"] == 0.85
+    assert (out / "report.md").read_text().startswith("# Table 5: nmnist-sim")
+    png = (out / "accuracy_vs_t.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+    app = typer.Typer()
+    app.command()(report_cmd)
+    res = CliRunner().invoke(app, [str(results), "--json", "--no-plot", "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["rows"][0]["method"] == "mtt"
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(SpeckMttError, match="no such results folder"):
+        build_report(tmp_path / "absent")
+    (tmp_path / "empty" / "mtt").mkdir(parents=True)
+    with pytest.raises(SpeckMttError, match="no method folder"):
+        build_report(tmp_path / "empty")
+    _write(tmp_path / "pct" / "mtt" / "eval.json", {"t": [1], "accuracy": [97.0]})
+    with pytest.raises(SpeckMttError, match="not a fraction"):
+        build_report(tmp_path / "pct")
+    _write(tmp_path / "pct" / "mtt" / "eval.json", {"t": [1], "accuracy": [97.0], "accuracy_unit": "percent"})
+    assert build_report(tmp_path / "pct")["rows"][0]["torch_accuracy"] == pytest.approx(0.97)
+    (tmp_path / "bad" / "sdt").mkdir(parents=True)
+    (tmp_path / "bad" / "sdt" / "measure_sim.json").write_text("{not json")
+    with pytest.raises(SpeckMttError, match="cannot be read as JSON"):
+        build_report(tmp_path / "bad")
+
+
+def test_parameter_count_from_checkpoint(tmp_path):
+    from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
+    from speck_mtt.models import build_model
+
+    model = build_model("nmnist_3c1fc")
+    save_checkpoint(make_checkpoint(model, {}), tmp_path / "r" / "mtt" / "deploy" / "model.pt")
+    _write(tmp_path / "r" / "mtt" / "measure_sim.json", {"accuracy": 0.5, "dataset": "gesture"})
+    rep = build_report(tmp_path / "r")
+    assert rep["rows"][0]["n_weights"] == 6160 and rep["rows"][0]["torch_accuracy"] is None
+    assert rep["paper"]["dataset"] == "gesture" and not rep["stand_in"]
+    assert "| MTT | - | - | 50.00 |" in render_report(rep)
