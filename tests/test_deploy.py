@@ -104,3 +104,20 @@ def test_synops_note_when_no_data(tmp_path):
     layout = layout_model(build_model("nmnist_3c1fc"), "sim")
     assert "no dataset" in _synops_from_data(layout, None, tmp_path, 4, 10)["note"]
     assert "--samples 0" in _synops_from_data(layout, "nmnist", tmp_path, 0, 10)["note"]
+
+
+def test_synops_on_nmnist_sim_with_recipe_meta(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("nmnist_3c1fc")
+    ckpt = tmp_path / "c.pt"
+    save_checkpoint(make_checkpoint(model, {}, recipe={"name": "nmnist-mtt", "dataset": "nmnist-sim", "t_max": 4}),
+                    ckpt)
+    summary = deploy(ckpt, "speck2e", tmp_path / "d", data_dir=tmp_path / "data", samples=2)
+    syn = summary["synops"]
+    assert syn["dataset"] == "nmnist-sim" and syn["frames"] == 4 and syn["samples"] == 2 and syn["note"] is None
+    first = summary["layers"][0]
+    assert first["input_events_per_sample"] == pytest.approx(syn["input_events_per_sample"])
+    assert 9 * 8 * first["input_events_per_sample"] >= first["synops_per_sample"] > 0  # at most 3x3x8 per event
+    assert syn["per_sample"] == pytest.approx(sum(layer["synops_per_sample"] for layer in summary["layers"]))
+    assert summary["recipe"] == "nmnist-mtt"
+    assert "SynOps per average sample" in (tmp_path / "d" / "report.md").read_text()

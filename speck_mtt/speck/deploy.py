@@ -44,12 +44,13 @@ def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = No
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint)
     model.eval()
-    layout = layout_model(model, target, recipe=ckpt.get("recipe") if isinstance(ckpt.get("recipe"), str) else None,
-                          checkpoint=str(checkpoint))
-    n_frames = int(frames or next((ckpt[k] for k in _FRAME_KEYS if isinstance(ckpt.get(k), int)), DEFAULT_FRAMES))
-    name = dataset or ckpt.get("dataset") or DEFAULT_DATASET.get(model.name)
-    synops = _synops_from_data(layout, name, data_dir, samples, n_frames)
-    summary = layout_summary(layout, checkpoint=str(checkpoint), recipe=ckpt.get("recipe"), synops=synops)
+    recipe = _meta(ckpt, "name") if isinstance(ckpt.get("recipe"), dict) else ckpt.get("recipe")
+    recipe = recipe if isinstance(recipe, str) else None
+    layout = layout_model(model, target, recipe=recipe, checkpoint=str(checkpoint))
+    name = dataset or _meta(ckpt, "dataset") or DEFAULT_DATASET.get(model.name)
+    n_frames = frames or _meta(ckpt, *_FRAME_KEYS) or _dataset_frames(name) or DEFAULT_FRAMES
+    synops = _synops_from_data(layout, name, data_dir, samples, int(n_frames))
+    summary = layout_summary(layout, checkpoint=str(checkpoint), recipe=recipe, synops=synops)
 
     out = Path(out)
     save_torch(layout.artifact, out / "artifact.pt")
@@ -57,6 +58,26 @@ def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = No
     save_text(render_report(summary), out / "report.md")
     save_checkpoint(ckpt, out / "model.pt")
     return summary
+
+
+def _meta(ckpt: dict[str, Any], *keys: str) -> Any:
+    """A metadata value from the checkpoint's top level, else from its recipe dict (if it has one)."""
+    recipe = ckpt.get("recipe") if isinstance(ckpt.get("recipe"), dict) else {}
+    for source in (ckpt, recipe):
+        for key in keys:
+            if source.get(key) is not None and not isinstance(source[key], (dict, list)):
+                return source[key]
+    return None
+
+
+def _dataset_frames(name: str | None) -> int | None:
+    """The recipe T of a dataset (data registry), if the data package knows it."""
+    try:
+        from ..data import DATASETS
+    except ImportError:
+        return None
+    info = DATASETS.get(name) if name else None
+    return info.default_frames if info else None
 
 
 def estimate_synops(layout: Layout, batches: Iterable[torch.Tensor]) -> dict[str, Any]:
@@ -247,7 +268,8 @@ def deploy_cmd(
                                                                   "(0: skip).")] = 8,
     frames: Annotated[Optional[int], typer.Option("--frames", min=1, help="Time steps per sample for the "
                                                                           "SynOps forward (default: the "
-                                                                          "checkpoint's T_max, else 10).")] = None,
+                                                                          "checkpoint's T, else the dataset's "
+                                                                          "recipe T).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print layout.json to stdout.")] = False,
 ) -> None:
     """Lay a checkpoint out for Speck2e (or the simulator) and report cores, memory and SynOps."""
