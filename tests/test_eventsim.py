@@ -101,7 +101,8 @@ def test_linear_head_as_conv():
     # class 0: 3 + 2 = 5; class 1: 7 + 6 = 13 -> spike at 7+6... 7 (<8) then 13 -> one spike, 5
     # class 2: 11 -> spike, 3; +10 -> 13 -> spike, 5
     assert r.counts.tolist() == [0, 1, 2]
-    assert r.membranes.tolist() == [5, 5, 5]
+    assert r.membranes.tolist() == [5, 13, 21]  # accumulated input: final state + spikes * threshold
+    assert r.states[0].ravel().tolist() == [5, 5, 5]
     assert r.synops.tolist() == [6]
 
 

@@ -38,7 +38,7 @@ class SimResult:
     """Readouts of one sample."""
 
     counts: np.ndarray  # (n_classes,) output spikes per class (summed over the output map)
-    membranes: np.ndarray  # (n_classes,) final output-layer state, in layer units (int scale)
+    membranes: np.ndarray  # (n_classes,) output-layer state summed over its map (see _readout), layer units
     layer_spikes: np.ndarray  # (n_layers,) spikes emitted per layer
     synops: np.ndarray  # (n_layers,) (event, target neuron) updates per layer
     channel_counts: list[np.ndarray]  # per layer, spikes per output channel
@@ -134,6 +134,15 @@ def simulate(artifact: dict[str, Any] | SimNet, events: np.ndarray, float_mode: 
     return _single_result(net, state, counts, synops)
 
 
+def _readout(net: SimNet, state_sums: np.ndarray, out_counts: np.ndarray) -> np.ndarray:
+    """Output membranes: the final state, plus spikes * theta_high for a membrane readout (its
+    accumulated input, exact with subtract reset even if it ever fired)."""
+    membranes = np.asarray(state_sums, np.float64)
+    if net.readout == "membrane":
+        membranes = membranes + out_counts * float(net.th_hi[net.out_layer])
+    return membranes
+
+
 def _single_result(net: SimNet, state: np.ndarray, counts: np.ndarray, synops: np.ndarray) -> SimResult:
     per_layer = [counts[net.channel_slice(i)].copy() for i in range(net.n_layers)]
     states = []
@@ -142,7 +151,7 @@ def _single_result(net: SimNet, state: np.ndarray, counts: np.ndarray, synops: n
         start = int(net.lay[i, K.F_SOFF])
         states.append(state[start:start + c * h * w].reshape(c, h, w).copy())
     out = net.out_layer
-    return SimResult(counts=per_layer[out], membranes=states[out].sum((1, 2)).astype(np.float64),
+    return SimResult(counts=per_layer[out], membranes=_readout(net, states[out].sum((1, 2)), per_layer[out]),
                      layer_spikes=np.array([pc.sum() for pc in per_layer], np.int64), synops=synops,
                      channel_counts=per_layer, states=states, readout=net.readout)
 
@@ -220,7 +229,8 @@ def _batch_result(net: SimNet, parts: dict[str, list[np.ndarray]], ids: np.ndarr
     layer_spikes = np.stack([counts[:, net.channel_slice(i)].sum(1) for i in range(net.n_layers)], 1) \
         if len(counts) else np.zeros((0, net.n_layers), np.int64)
     return BatchResult(
-        counts=counts[:, net.channel_slice(net.out_layer)], membranes=cat("membranes", net.n_classes, np.float64),
+        counts=counts[:, net.channel_slice(net.out_layer)],
+        membranes=_readout(net, cat("membranes", net.n_classes, np.float64), counts[:, net.channel_slice(net.out_layer)]),
         spiking_counts=counts[:, net.channel_slice(net.spiking_layer)], layer_spikes=layer_spikes,
         synops=cat("syn", net.n_layers, np.int64), n_events=cat("n", 0, np.int64),
         labels=cat("labels", 0, np.int64), sample_ids=ids, readout=net.readout, seconds=seconds,

@@ -1,0 +1,247 @@
+"""`speck-mtt measure`: accuracy, spike difference, spikes, SynOps and speed of a deployed network.
+
+Backends: "sim" (the bundled event-driven simulator, speck_mtt.eventsim) or "speck2e" (a devkit
+through speck_mtt.speck.devkit.measure_on_devkit, imported only when asked for).
+
+Every spike difference is speck_mtt.eventsim.spike_difference, SD(this run, reference):
+- against the time-stepped torch model (DEPLOY_DIR/model.pt) at each --t: torch spikes of the
+  last spiking layer summed over time. That is the output layer for IF voting; for membrane
+  voting, whose readout never spikes, it is the layer feeding the readout (compared on both
+  sides).
+- against recordings (--compare): matched by sample id, same layer convention.
+Under torchrun (WORLD_SIZE > 1) the simulator shards the samples across ranks (gloo) and rank 0
+gathers, compares and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import numpy as np
+import torch
+import typer
+
+from .errors import DataError, SpeckMttError
+from .eventsim import BatchResult, SimNet, compile_artifact, load_artifact, simulate_sharded, spike_difference
+from .eventsim.recording import Recording, compare_recordings, load_recording, save_recording
+from .io import save_json
+
+DEFAULT_DATASET = {"nmnist_3c1fc": "nmnist", "gesture_4c2fc": "gesture", "vggsnn": "cifar10dvs"}
+
+
+class Backend(str, Enum):
+    sim = "sim"
+    speck2e = "speck2e"
+
+
+def _init_distributed() -> bool:
+    """Join the torchrun process group (gloo) when launched with WORLD_SIZE > 1."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return True
+
+
+def _is_main() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def check_sensor(net: SimNet, dataset: str) -> None:
+    """A dataset whose sensor differs from the deployed network's input is a one-line error."""
+    from .data import DATASETS
+
+    w, h, _ = DATASETS[dataset].sensor_size
+    _, nh, nw = net.input_shape
+    if (w, h) != (nw, nh):
+        raise DataError(f"dataset {dataset} has a {w}x{h} sensor but the deployed network takes {nw}x{nh} input; "
+                        f"pass the --dataset it was trained on")
+
+
+def recording_of(result: BatchResult, meta: dict[str, Any]) -> Recording:
+    return Recording(result.spiking_counts, result.labels, result.sample_ids, result.predictions, meta)
+
+
+def torch_counts(deploy_dir: Path, dataset: str, n_frames: int, data_dir: Path | None, limit: int | None,
+                 batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Time-stepped torch run of DEPLOY_DIR/model.pt at T = n_frames: spikes per channel of the
+    last spiking layer summed over time (N, C), predictions and labels."""
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .data import frame_dataset
+    import sinabs.layers as sl
+
+    model = model_from_checkpoint(load_checkpoint(deploy_dir / "model.pt"), deploy_dir / "model.pt").eval()
+    last = [m for m in model.modules() if isinstance(m, sl.IAFSqueeze)][-1]
+    captured: list[torch.Tensor] = []
+    handle = last.register_forward_hook(lambda mod, args, out: captured.append(out.detach()))
+    data = frame_dataset(dataset, "test", n_frames, data_dir=data_dir, limit=limit)
+    counts, preds, labels = [], [], []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(data), batch_size):
+                items = [data[i] for i in range(start, min(start + batch_size, len(data)))]
+                x = torch.stack([f for f, _ in items])
+                captured.clear()
+                out = model(x)
+                spikes = captured[-1].reshape(len(items), -1, *captured[-1].shape[1:])  # (B, T, C, ...)
+                counts.append(spikes.sum(1).flatten(2).sum(2) if spikes.dim() > 3 else spikes.sum(1))
+                preds.append(out.mean(1).argmax(1))
+                labels.extend(label for _, label in items)
+    finally:
+        handle.remove()
+    return (torch.cat(counts).round().long().numpy(), torch.cat(preds).numpy(), np.asarray(labels, np.int64))
+
+
+def _summary_numbers(result: BatchResult, net: SimNet | None) -> dict[str, Any]:
+    n = max(len(result), 1)
+    out = {"n_samples": len(result), "n_empty": int((result.n_events == 0).sum()),
+           "accuracy": float((result.predictions == result.labels).mean()) if len(result) else float("nan"),
+           "input_events_per_sample": float(result.n_events.sum()) / n,
+           "spikes_per_sample": float(result.layer_spikes.sum()) / n,
+           "synops_per_sample": float(result.synops.sum()) / n,
+           "layers": [{"layer": i, "spikes_per_sample": float(result.layer_spikes[:, i].sum()) / n,
+                       "synops_per_sample": float(result.synops[:, i].sum()) / n}
+                      for i in range(result.layer_spikes.shape[1])]}
+    if net is not None:
+        out["compared_layer"] = net.spiking_layer
+    return out
+
+
+def _finite(obj: Any) -> Any:
+    """NaN (an undefined SD: the reference has no spike) becomes null, keeping the JSON strict."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, data_dir: Path | None = None,
+            limit: int | None = None, t: list[int] | None = None, workers: int | None = None,
+            float_mode: bool = False, record: Path | None = None, compare: list[Path] | None = None,
+            out: Path | None = None) -> dict[str, Any] | None:
+    """Run the measurement; returns the result dict on rank 0 (None on other ranks) and writes it
+    to `out` (default DEPLOY_DIR/measure-<backend>[-float].json)."""
+    from .data import resolve_dataset
+
+    deploy_dir = Path(deploy_dir)
+    artifact = load_artifact(deploy_dir)
+    net = compile_artifact(artifact, float_mode=float_mode)
+    name = dataset or DEFAULT_DATASET.get(net.arch)
+    if name is None:
+        raise SpeckMttError(f"no default dataset for architecture {net.arch!r}; pass --dataset")
+    name = resolve_dataset(name, data_dir)
+    check_sensor(net, name)
+    meta = {"backend": backend, "dataset": name, "split": "test", "layer": net.spiking_layer,
+            "float": float_mode, "deploy_dir": str(deploy_dir)}
+
+    start = time.perf_counter()
+    if backend == "sim":
+        from .data import event_dataset
+
+        distributed = _init_distributed()
+        data = event_dataset(name, "test", data_dir=data_dir, limit=limit)
+        result = simulate_sharded(net, data, workers=workers)
+        summary = _summary_numbers(result, net)
+        rec = recording_of(result, meta)
+        speed = {"wall_s": time.perf_counter() - start, "sim_s": result.sim_seconds,
+                 "samples_per_s": len(result) / max(result.seconds, 1e-9),
+                 "input_events_per_s": float(result.n_events.sum()) / max(result.seconds, 1e-9),
+                 "workers": workers, "ranks": int(os.environ.get("WORLD_SIZE", "1")) if distributed else 1}
+    else:
+        from .speck.devkit import measure_on_devkit  # raises DeviceError without a devkit
+
+        got = measure_on_devkit(deploy_dir, name, data_dir=data_dir, limit=limit, record=record)
+        rec = got if isinstance(got, Recording) else load_recording(got)
+        preds = rec.predictions if rec.predictions is not None else rec.counts.argmax(1)
+        summary = {"n_samples": len(rec.counts), "accuracy": float((preds == rec.labels).mean()),
+                   "compared_layer": rec.meta.get("layer")}
+        speed = {"wall_s": time.perf_counter() - start,
+                 "samples_per_s": len(rec.counts) / max(time.perf_counter() - start, 1e-9)}
+    if not _is_main():
+        return None
+
+    report: dict[str, Any] = {"deploy_dir": str(deploy_dir), "arch": net.arch, "head": net.head, **meta,
+                              **summary, **speed, "torch": [], "compare": []}
+    for n_frames in t or []:
+        counts, preds, labels = torch_counts(deploy_dir, name, int(n_frames), data_dir, limit)
+        if counts.shape[1] != rec.counts.shape[1] or (len(rec.sample_ids) and rec.sample_ids.max() >= len(counts)):
+            raise SpeckMttError(f"torch at T={n_frames} gives {counts.shape} spike counts, {backend} "
+                                f"{rec.counts.shape} (ids up to {rec.sample_ids.max(initial=-1)}); the model.pt in "
+                                f"{deploy_dir} does not match its artifact")
+        report["torch"].append({"t": int(n_frames), "accuracy": float((preds == labels).mean()),
+                                **spike_difference(rec.counts, counts[rec.sample_ids]).as_dict()})
+    for path in compare or []:
+        other = load_recording(path)
+        sd, n_common = compare_recordings(rec, other)
+        report["compare"].append({"reference": str(path), "reference_backend": other.meta.get("backend"),
+                                  "n_common": n_common, **sd.as_dict()})
+    if record is not None and backend == "sim":
+        report["record"] = str(save_recording(rec, record))
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report = _finite(report)
+    target = out or deploy_dir / f"measure-{backend}{'-float' if float_mode else ''}.json"
+    save_json(report, target)
+    report["written"] = str(target)
+    return report
+
+
+def _pct(value: float | None) -> str:
+    return "undefined (reference has no spike)" if value is None else f"{value:.2%}"
+
+
+def measure_cmd(
+    deploy_dir: Annotated[Path, typer.Argument(help="Directory written by `speck-mtt deploy` (artifact.pt, model.pt).")],
+    backend: Annotated[Backend, typer.Option("--backend", help="sim: bundled event-driven simulator; "
+                                                               "speck2e: a connected devkit (real samna).")] = Backend.sim,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset (default: the architecture's; a real "
+                                                                     "one without files falls back to its -sim).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Dataset root (default $SPECK_MTT_DATA "
+                                                                        "or ./data).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N test samples.")] = None,
+    t: Annotated[Optional[list[int]], typer.Option("--t", min=1, help="Compare with the time-stepped torch model "
+                                                                      "at this T (repeatable).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Simulator threads "
+                                                                            "(default: all cores).")] = None,
+    float_mode: Annotated[bool, typer.Option("--float", help="Simulate the undiscretized float layers.")] = False,
+    record: Annotated[Optional[Path], typer.Option("--record", help="Save this run's spike counts (.npz) "
+                                                                    "for later --compare.")] = None,
+    compare: Annotated[Optional[list[Path]], typer.Option("--compare", help="SD against a recording "
+                                                                            "(repeatable).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Result JSON (default DEPLOY_DIR/"
+                                                              "measure-<backend>.json).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result JSON to stdout.")] = False,
+) -> None:
+    """Accuracy, spike difference (vs torch at T, vs recordings), spikes, SynOps and samples/s."""
+    report = measure(deploy_dir, backend.value, dataset, data_dir, limit, t, workers, float_mode, record, compare, out)
+    if report is None:
+        return
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(f"{report['arch']} on {report['dataset']} ({report['backend']}{', float' if float_mode else ''}): "
+               f"accuracy {report['accuracy']:.2%} over {report['n_samples']} samples")
+    if "synops_per_sample" in report:
+        typer.echo(f"  per sample: {report['input_events_per_sample']:.0f} input events, "
+                   f"{report['spikes_per_sample']:.0f} spikes, {report['synops_per_sample']:.0f} SynOps")
+    typer.echo(f"  {report['samples_per_s']:.1f} samples/s, wall {report['wall_s']:.2f} s")
+    for row in report["torch"]:
+        typer.echo(f"  vs torch T={row['t']}: SD {_pct(row['sd'])} (per-sample mean {_pct(row['sd_per_sample_mean'])}), "
+                   f"torch accuracy {row['accuracy']:.2%}")
+    for row in report["compare"]:
+        typer.echo(f"  vs {row['reference']}: SD {_pct(row['sd'])} on {row['n_common']} common samples")
+    typer.echo(f"  wrote {report['written']}" + (f" and {report['record']}" if "record" in report else ""))
+    sys.stdout.flush()
