@@ -124,3 +124,12 @@ def test_sinabs_structure_error_is_one_line():
     snn = nn.Sequential(*snn, nn.Flatten())
     problems = _problems(snn, (2, 8, 8), target="sim")
     assert len(problems) == 1 and "refused by sinabs" in problems[0]
+
+
+def test_input_pooling_limits():
+    snn = nn.Sequential(nn.AvgPool2d(8), _conv(2, 4), multistep_if())
+    line = _one(_problems(snn, (2, 128, 128)), "input pooling")
+    assert "is 8, limit one of (1, 2, 4)" in line
+    line = _one(_problems(nn.Sequential(nn.AvgPool2d(2), _conv(2, 4), multistep_if()), (2, 256, 256), "sim"),
+                "DVS layer")
+    assert "2x256x256" in line and "2x128x128" in line
