@@ -6,7 +6,7 @@ recorded (other processes, such as h5py asking `uname -p`, are only listed), the
 submodule, run the CLI, deploy a tiny model, and check the record.
 """
 
-import importlib.util
+import importlib.machinery
 import json
 import subprocess
 import sys
@@ -113,7 +113,7 @@ print("RESULT " + json.dumps({
 
 
 def _stub_dir() -> str:
-    spec = importlib.util.find_spec("samna")  # finds, does not import
+    spec = importlib.machinery.PathFinder.find_spec("samna")  # finds on sys.path, ignores sys.modules, no import
     if spec is None or spec.origin is None:
         return ""
     origin = Path(spec.origin)
