@@ -12,10 +12,12 @@ method needs at least one of them):
                                  torch T it was compared with), "sd_torch" ({"sd": x, ...} or x),
                                  "n_samples", "dataset", "n_weights", "spikes_per_sample", "synops_per_sample"
         measure_speck2e*.json    one per chip run, same keys (optional "sd_sim": SD against the simulator)
-        <stem>.counts.npz        optional beside a measure file: "counts" (N, C) output spike counts (the ones
-                                 SD compares) and "sample_ids" (N,); a "counts" list in the JSON also works.
-                                 Gives SD(sim vs chip) (reference: chip) and SD(chip vs chip) (reference: the
-                                 first run) when the JSON does not carry them.
+        <stem>.npz               optional spike-count recording beside a measure file (measure_sim.npz,
+                                 measure_speck2e.npz, ...; or the JSON's "recording": a path relative to the
+                                 folder), the shared format of speck_mtt.eventsim.recording (`measure --record`).
+                                 Gives SD(sim vs chip) (reference: the first chip run) and SD(chip vs chip)
+                                 (second run vs first, matched by sample id), and an accuracy from its
+                                 predictions when the JSON is absent or has none.
         model.pt | deploy/model.pt   optional checkpoint, for the parameter count
       run.json                   optional: {"dataset": "nmnist-sim", ...}
 
@@ -36,7 +38,7 @@ import numpy as np
 import typer
 
 from .errors import SpeckMttError
-from .eventsim.sd import spike_difference
+from .eventsim.recording import Recording, compare_recordings, load_recording
 from .io import save_json, save_text
 
 # Paper Table 5 (accuracy %, Torch / simulator / Speck; None = not measured) and weights (SPEC §4, §7).
@@ -96,30 +98,28 @@ def _sd_value(value: Any) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def _counts(path: Path, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """(counts (N, C), sample_ids or None) from <stem>.counts.npz or the JSON's "counts"."""
-    npz = path.with_name(path.stem + ".counts.npz")
-    if npz.is_file():
-        with np.load(npz) as z:
-            return np.asarray(z["counts"]), (np.asarray(z["sample_ids"]) if "sample_ids" in z else None)
-    if "counts" in data:
-        ids = data.get("sample_ids")
-        return np.asarray(data["counts"]), (np.asarray(ids) if ids is not None else None)
+def _recording(folder: Path, stem: str, data: dict[str, Any]) -> Recording | None:
+    """The spike-count recording of a measurement: data["recording"] (relative to folder) or <stem>.npz."""
+    ref = data.get("recording")
+    path = folder / ref if ref else folder / f"{stem}.npz"
+    return load_recording(path) if path.is_file() else None
+
+
+def _sd(rec: Recording | None, ref: Recording | None, what: str) -> float | None:
+    if rec is None or ref is None:
+        return None
+    try:
+        return _sd_value(compare_recordings(rec, ref)[0].as_dict())
+    except SpeckMttError as exc:
+        raise SpeckMttError(f"{what}: {exc}") from None
+
+
+def _accuracy_from(data: dict[str, Any], rec: Recording | None, path: Path) -> float | None:
+    if data.get("accuracy") is not None:
+        return _fraction(data["accuracy"], data, path)
+    if rec is not None and rec.predictions is not None and (rec.labels >= 0).all() and len(rec.labels):
+        return float((rec.predictions == rec.labels).mean())
     return None
-
-
-def _aligned_sd(a: tuple[np.ndarray, np.ndarray | None], ref: tuple[np.ndarray, np.ndarray | None],
-                what: str) -> dict[str, Any]:
-    """SD of a against ref over the samples both recorded (by sample id when both have ids)."""
-    (ca, ia), (cr, ir) = a, ref
-    if ia is not None and ir is not None:
-        common, xa, xr = np.intersect1d(ia, ir, return_indices=True)
-        if len(common) == 0:
-            raise SpeckMttError(f"{what}: the two recordings share no sample id; record the same samples")
-        ca, cr = ca[xa], cr[xr]
-    elif len(ca) != len(cr):
-        raise SpeckMttError(f"{what}: {len(ca)} vs {len(cr)} samples and no sample ids to align them")
-    return spike_difference(ca, cr).as_dict()
 
 
 def _n_weights(folder: Path, *sources: dict[str, Any]) -> int | None:
@@ -139,52 +139,48 @@ def method_row(folder: Path, t: int | None = None) -> dict[str, Any]:
     ev_path, sim_path = folder / "eval.json", folder / "measure_sim.json"
     ev = _read_json(ev_path) if ev_path.is_file() else {}
     sim = _read_json(sim_path) if sim_path.is_file() else {}
-    chip_paths = sorted(folder.glob("measure_speck2e*.json"))
-    chips = [_read_json(p) for p in chip_paths]
-    if not ev and not sim and not chips:
-        raise SpeckMttError(f"{folder}: no eval.json, measure_sim.json or measure_speck2e*.json; "
+    chip_stems = sorted({p.stem for p in folder.glob("measure_speck2e*") if p.suffix in (".json", ".npz")})
+    chips = [_read_json(folder / f"{s}.json") if (folder / f"{s}.json").is_file() else {} for s in chip_stems]
+    if not ev and not sim and not chip_stems and not (folder / "measure_sim.npz").is_file():
+        raise SpeckMttError(f"{folder}: no eval.json, measure_sim.json or measure_speck2e* file; "
                             "run training and `speck-mtt measure` into this folder first")
     curve = torch_curve(ev, ev_path) if ev else {}
     t_chosen = t or (int(sim["t"]) if sim.get("t") is not None else (max(curve) if curve else None))
-    chip_accs = [_fraction(c.get("accuracy"), c, p) for c, p in zip(chips, chip_paths)]
-    chip_accs = [a for a in chip_accs if a is not None]
+    sim_rec = _recording(folder, "measure_sim", sim)
+    chip_recs = [_recording(folder, s, c) for s, c in zip(chip_stems, chips)]
+    runs = [{"run": s, "accuracy": _accuracy_from(c, r, folder / f"{s}.json")}
+            for s, c, r in zip(chip_stems, chips, chip_recs)]
+    chip_accs = [r["accuracy"] for r in runs if r["accuracy"] is not None]
+    given_sd = _sd_value(chips[0].get("sd_sim")) if chips else None
     row: dict[str, Any] = {
         "method": folder.name,
-        "dataset": ev.get("dataset") or sim.get("dataset") or next((c.get("dataset") for c in chips), None),
+        "dataset": ev.get("dataset") or sim.get("dataset") or next((c["dataset"] for c in chips if c.get("dataset")),
+                                                                  None),
         "t": t_chosen,
         "torch_accuracy": curve.get(t_chosen) if t_chosen is not None else None,
         "torch_curve": {str(k): v for k, v in curve.items()},
-        "sim_accuracy": _fraction(sim.get("accuracy"), sim, sim_path),
+        "sim_accuracy": _accuracy_from(sim, sim_rec, sim_path),
         "sim_samples": sim.get("n_samples"),
         "speck_accuracy": float(np.mean(chip_accs)) if chip_accs else None,
-        "speck_runs": [{"file": p.name, "accuracy": a} for p, a in zip(chip_paths, chip_accs)],
+        "speck_runs": runs,
         "n_weights": _n_weights(folder, ev, sim),
         "sd_torch_vs_sim": _sd_value(sim.get("sd_torch")),
-        "sd_sim_vs_chip": None,
-        "sd_chip_vs_chip": None,
+        "sd_sim_vs_chip": given_sd if given_sd is not None else _sd(
+            sim_rec, chip_recs[0] if chip_recs else None, f"{folder} sim vs chip"),
+        "sd_chip_vs_chip": _sd(chip_recs[1], chip_recs[0], f"{folder} chip vs chip") if len(chip_recs) > 1 else None,
         "spikes_per_sample": sim.get("spikes_per_sample"),
         "synops_per_sample": sim.get("synops_per_sample"),
     }
     if sim.get("t") is not None and t is not None and int(sim["t"]) != t:
         row["note"] = f"SD torch-vs-sim was measured at T={sim['t']}, not at the chosen T={t}"
-    if chips:
-        sim_counts = _counts(sim_path, sim) if sim else None
-        chip_counts = [_counts(p, c) for p, c in zip(chip_paths, chips)]
-        given = _sd_value(chips[0].get("sd_sim"))
-        if given is not None:
-            row["sd_sim_vs_chip"] = given
-        elif sim_counts is not None and chip_counts[0] is not None:
-            row["sd_sim_vs_chip"] = _aligned_sd(sim_counts, chip_counts[0], f"{folder} sim vs chip")["sd"]
-        if len(chips) > 1 and chip_counts[0] is not None and chip_counts[1] is not None:
-            row["sd_chip_vs_chip"] = _aligned_sd(chip_counts[1], chip_counts[0], f"{folder} chip vs chip")["sd"]
     if row["torch_accuracy"] is not None and row["sim_accuracy"] is not None:
         row["drop_torch_to_sim_pp"] = 100 * (row["torch_accuracy"] - row["sim_accuracy"])
     return row
 
 
 def _has_results(folder: Path) -> bool:
-    return (folder / "eval.json").is_file() or (folder / "measure_sim.json").is_file() or any(
-        folder.glob("measure_speck2e*.json"))
+    return any((folder / f).is_file() for f in ("eval.json", "measure_sim.json", "measure_sim.npz")) or any(
+        p.suffix in (".json", ".npz") for p in folder.glob("measure_speck2e*"))
 
 
 def _paper_key(dataset: str | None) -> str | None:

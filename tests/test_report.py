@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from speck_mtt.errors import SpeckMttError
+from speck_mtt.eventsim.recording import Recording, save_recording
 from speck_mtt.eventsim.sd import spike_difference
 from speck_mtt.report import build_report, render_report, write_report
 
@@ -55,27 +56,37 @@ def test_chosen_t_overrides_and_notes_mismatch(results):
     assert mtt["torch_accuracy"] == 0.95 and "T=3" in mtt["note"]
 
 
-def test_chip_runs_give_sd_from_counts(results):
+def test_chip_runs_give_sd_from_recordings(results):
     rng = np.random.default_rng(0)
     sim = rng.integers(0, 20, size=(6, 10))
     chip1 = sim + rng.integers(0, 3, size=sim.shape)
     chip2 = chip1 + rng.integers(0, 2, size=sim.shape)
+    labels = np.arange(6) % 10
     folder = results / "mtt"
-    np.savez(folder / "measure_sim.counts.npz", counts=sim, sample_ids=np.arange(6))
-    # chip run 1 recorded samples 1..5 only (out of order): alignment by sample id
+    save_recording(Recording(sim, labels, np.arange(6)), folder / "measure_sim.npz")
+    # chip run 1 recorded samples 1..5 only, out of order: matched by sample id
     order = np.array([5, 3, 1, 2, 4])
-    np.savez(folder / "measure_speck2e.counts.npz", counts=chip1[order], sample_ids=order)
-    _write(folder / "measure_speck2e.json", {"accuracy": 0.9})
-    _write(folder / "measure_speck2e_run2.json", {"accuracy": 0.8, "counts": chip2.tolist(),
-                                                  "sample_ids": list(range(6))})
+    save_recording(Recording(chip1[order], labels[order], order), folder / "chip_a.npz")
+    _write(folder / "measure_speck2e.json", {"accuracy": 0.9, "recording": "chip_a.npz"})
+    # run 2: recording only; its accuracy comes from its predictions (4 of 6 right)
+    preds = labels.copy()
+    preds[:2] += 1
+    save_recording(Recording(chip2, labels, np.arange(6), preds), folder / "measure_speck2e_run2.npz")
     row = build_report(results)["rows"][0]
-    assert row["speck_accuracy"] == pytest.approx(0.85)
+    assert [r["accuracy"] for r in row["speck_runs"]] == pytest.approx([0.9, 4 / 6])
+    assert row["speck_accuracy"] == pytest.approx((0.9 + 4 / 6) / 2)
     ids = np.sort(order)
     assert row["sd_sim_vs_chip"] == pytest.approx(spike_difference(sim[ids], chip1[ids]).pooled)
     assert row["sd_chip_vs_chip"] == pytest.approx(spike_difference(chip2[ids], chip1[ids]).pooled)
-    assert row["sd_chip_vs_chip"] > 0
+    assert 0 < row["sd_chip_vs_chip"] < row["sd_sim_vs_chip"]
     md = render_report(build_report(results))
     assert "mean of 2 chip runs" in md
+    line = next(x for x in md.splitlines() if x.startswith("| MTT | 3 |"))
+    assert line.rstrip(" |").endswith(f"{100 * row['sd_chip_vs_chip']:.2f}")
+    # a chip run that shares no sample with the simulator is a clear error
+    save_recording(Recording(sim[:1], labels[:1], np.array([99])), folder / "measure_sim.npz")
+    with pytest.raises(SpeckMttError, match="sim vs chip: the recordings share no sample id"):
+        build_report(results)
 
 
 def test_write_outputs_and_cli(results, tmp_path):
