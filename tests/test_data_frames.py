@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,8 @@ def test_cache_is_built_once(tmp_path):
     again = frame_dataset("nmnist-sim", "test", 5, tmp_path, limit=2)
     assert again.cache_dir == ds.cache_dir and (ds.cache_dir / "frames.npy").stat().st_mtime_ns == stamp
     assert ds.frames.dtype == np.uint8 and json.loads((ds.cache_dir / "meta.json").read_text())["n_samples"] == 2
+    blob = pickle.dumps(ds)  # DataLoader workers (spawn) get a reopened memory map, not a copy
+    assert len(blob) < ds.frames.nbytes and torch.equal(pickle.loads(blob)[1][0], ds[1][0])
 
 
 def test_frame_flip_equals_tonic_event_flip_and_remaps_label():

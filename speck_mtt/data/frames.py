@@ -104,6 +104,14 @@ class FrameDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.flip_label, self.roll_px = info.flip_label, info.roll_px
 
+    def __getstate__(self) -> dict:
+        # DataLoader workers started with spawn pickle the dataset: reopen the map, never copy it
+        return {k: v for k, v in self.__dict__.items() if k != "frames"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.frames = np.load(self.cache_dir / "frames.npy", mmap_mode="r")
+
     def __len__(self) -> int:
         return len(self.labels)
 

@@ -31,7 +31,7 @@ class SaccadeParams:
     """Generator parameters; all of them (and `version`) key the on-disk cache."""
 
     seed: int = 0
-    threshold: float = 0.35  # log-intensity contrast threshold C
+    threshold: float = 0.37  # log-intensity contrast threshold C
     threshold_spread: float = 0.15  # per-pixel sigma, relative to C
     contrast: float = 0.85  # ink darkness on the monitor
     refractory_us: float = 1000.0
