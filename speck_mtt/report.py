@@ -1,36 +1,40 @@
 """The paper's Table 5 for one results folder: torch vs simulator vs Speck, per training method.
 
-Results folder convention (what the Makefile recipes write; every file optional except that a
-method needs at least one of them):
+Results folder convention (the default file names of `speck-mtt train`, `deploy` and `measure`;
+every file optional except that a method needs at least one of them):
 
     RESULTS_DIR/
-      <method>/                  one folder per method (mtt, sdt, nmt, slt, ...); the name is the label
-        eval.json                torch accuracy per T: {"t": [1, ...], "accuracy": [0.97, ...]}, or
-                                 {"accuracy": {"1": 0.97, ...}}, or {"rows": [{"t": 1, "accuracy": 0.97}, ...]};
-                                 optional "dataset", "n_weights"
-        measure_sim.json         `speck-mtt measure --backend sim --json`: "accuracy", optional "t" (the
-                                 torch T it was compared with), "sd_torch" ({"sd": x, ...} or x),
-                                 "n_samples", "dataset", "n_weights", "spikes_per_sample", "synops_per_sample"
-        measure_speck2e*.json    one per chip run, same keys (optional "sd_sim": SD against the simulator)
-        <stem>.npz               optional spike-count recording beside a measure file (measure_sim.npz,
-                                 measure_speck2e.npz, ...; or the JSON's "recording": a path relative to the
-                                 folder), the shared format of speck_mtt.eventsim.recording (`measure --record`).
-                                 Gives SD(sim vs chip) (reference: the first chip run) and SD(chip vs chip)
-                                 (second run vs first, matched by sample id), and an accuracy from its
-                                 predictions when the JSON is absent or has none.
-        model.pt | deploy/model.pt   optional checkpoint, for the parameter count
-      run.json                   optional: {"dataset": "nmnist-sim", ...}
+      run.json                    optional: {"dataset": "nmnist-sim", ...}
+      <method>/                   one folder per method (mtt, sdt, nmt, slt, ...); the name is the label
+        eval.json                 `speck-mtt train --out RESULTS_DIR/<method>` of the deployed (bias-free)
+                                  model: {"t": [1, ...], "accuracy": [0.97, ...], "n_samples": N}
+        deploy/                   `speck-mtt deploy ... --out RESULTS_DIR/<method>/deploy` (model.pt gives
+                                  the parameter count) holding the measurements (here or in <method>/):
+          measure-sim.json        `speck-mtt measure DEPLOY --backend sim --t T [--record measure-sim.npz]`:
+                                  "accuracy", "n_samples", "dataset", "spikes_per_sample", "synops_per_sample",
+                                  "torch": [{"t", "accuracy", "sd", ...}] (SD of the simulator's spike counts
+                                  against torch at T, same samples), "record": its recording
+          measure-speck2e*.json   one per chip run (`--backend speck2e --record measure-speck2e[-N].npz`),
+                                  optional "compare": [{"reference_backend", "sd"}] from `--compare`
+          <stem>.npz              spike-count recordings (speck_mtt.eventsim.recording) beside their JSON,
+                                  or named by the JSON's "record"; a chip run may be a recording alone
+                                  (accuracy from its predictions)
 
-Accuracies are fractions in [0, 1] (a file may say "accuracy_unit": "percent"); the report shows
-percent. Output: report.md, report.json, accuracy_vs_t.png (matplotlib Agg). The paper's own
-numbers (SPEC §7) sit in a separate, labelled table; a "-sim" dataset is an offline stand-in and
-is labelled so next to them.
+Columns: Torch = eval.json at the chosen T (default: T_max of eval.json, else the largest T
+measure compared with). drop torch->sim uses measure's torch accuracy at T on the simulator's own
+samples when present (same samples), else eval.json's. SD torch-vs-sim: reference torch at T.
+SD sim-vs-chip: recordings of the simulator and the first chip run, reference the chip (else a
+`--compare` result). SD chip-vs-chip: the second chip run against the first. Several chip runs:
+Speck accuracy is their mean.
+
+Accuracies are fractions in [0, 1]; the report shows percent. Output: report.md, report.json,
+accuracy_vs_t.png (matplotlib Agg). The paper's own numbers (SPEC §7) sit in a separate,
+labelled table; a "-sim" dataset is an offline stand-in and is labelled so next to them.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -52,6 +56,8 @@ PAPER_TABLE5: dict[str, dict[str, Any]] = {
                    "methods": {"mtt": (75.2, 58.5, None), "sdt": (74.7, 48.4, None)}},
 }
 METHOD_ORDER = ("mtt", "sdt", "nmt", "slt")
+SIM_FILE = "measure-sim.json"
+CHIP_GLOB = "measure-speck2e*"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -64,45 +70,39 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _fraction(value: Any, data: dict[str, Any], path: Path) -> float | None:
+def _fraction(value: Any, path: Path) -> float | None:
     if value is None:
         return None
-    v = float(value) / (100.0 if data.get("accuracy_unit") == "percent" else 1.0)
+    v = float(value)
     if not 0.0 <= v <= 1.0:
-        raise SpeckMttError(f"{path}: accuracy {value} is not a fraction in [0, 1]; "
-                            'write fractions or add "accuracy_unit": "percent"')
+        raise SpeckMttError(f"{path}: accuracy {value} is not a fraction in [0, 1]; was it written by speck-mtt?")
     return v
 
 
 def torch_curve(data: dict[str, Any], path: Path) -> dict[int, float]:
-    """T -> torch accuracy (fraction) from any of the accepted eval.json shapes."""
-    acc = data.get("accuracy")
-    if isinstance(acc, list) and "t" in data:
-        if len(acc) != len(data["t"]):
-            raise SpeckMttError(f"{path}: 't' and 'accuracy' have different lengths")
-        pairs = zip(data["t"], acc)
-    elif isinstance(acc, dict):
-        pairs = acc.items()
-    else:
-        rows = data.get("rows") or data.get("results")
-        if not isinstance(rows, list):
-            raise SpeckMttError(f"{path}: no torch accuracy per T found; expected {{\"t\": [...], "
-                                "\"accuracy\": [...]}} or a 'rows' list of {\"t\", \"accuracy\"}")
-        pairs = ((r["t"], r["accuracy"]) for r in rows)
-    return dict(sorted((int(t), _fraction(a, data, path)) for t, a in pairs))
+    """T -> torch accuracy (fraction) from an eval.json ({"t": [...], "accuracy": [...]})."""
+    ts, acc = data.get("t"), data.get("accuracy")
+    if not isinstance(ts, list) or not isinstance(acc, list) or len(ts) != len(acc):
+        raise SpeckMttError(f'{path}: not an evaluation result; expected {{"t": [...], "accuracy": [...]}} '
+                            "of equal length, as `speck-mtt train` writes")
+    return dict(sorted((int(t), _fraction(a, path)) for t, a in zip(ts, acc)))
 
 
 def _sd_value(value: Any) -> float | None:
     if isinstance(value, dict):
-        value = value.get("sd", value.get("pooled"))
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+        value = value.get("sd")
+    return None if value is None or value != value else float(value)
 
 
-def _recording(folder: Path, stem: str, data: dict[str, Any]) -> Recording | None:
-    """The spike-count recording of a measurement: data["recording"] (relative to folder) or <stem>.npz."""
-    ref = data.get("recording")
-    path = folder / ref if ref else folder / f"{stem}.npz"
-    return load_recording(path) if path.is_file() else None
+def _recording(json_path: Path, data: dict[str, Any]) -> Recording | None:
+    """The recording of a measurement: its "record" path (absolute, or relative to the JSON's folder
+    or the working directory), else <stem>.npz beside the JSON."""
+    cands = [json_path.with_suffix(".npz")]
+    if data.get("record"):
+        rec = Path(data["record"])
+        cands = [rec] if rec.is_absolute() else [json_path.parent / rec.name, json_path.parent / rec, rec] + cands
+    path = next((p for p in cands if p.is_file()), None)
+    return load_recording(path) if path is not None else None
 
 
 def _sd(rec: Recording | None, ref: Recording | None, what: str) -> float | None:
@@ -114,19 +114,21 @@ def _sd(rec: Recording | None, ref: Recording | None, what: str) -> float | None
         raise SpeckMttError(f"{what}: {exc}") from None
 
 
+def _compare_sd(data: dict[str, Any], backend: str) -> float | None:
+    """SD from a measure `--compare` entry against a recording of `backend`."""
+    return next((_sd_value(c) for c in data.get("compare") or [] if c.get("reference_backend") == backend), None)
+
+
 def _accuracy_from(data: dict[str, Any], rec: Recording | None, path: Path) -> float | None:
     if data.get("accuracy") is not None:
-        return _fraction(data["accuracy"], data, path)
-    if rec is not None and rec.predictions is not None and (rec.labels >= 0).all() and len(rec.labels):
+        return _fraction(data["accuracy"], path)
+    if rec is not None and rec.predictions is not None and len(rec.labels) and (rec.labels >= 0).all():
         return float((rec.predictions == rec.labels).mean())
     return None
 
 
-def _n_weights(folder: Path, *sources: dict[str, Any]) -> int | None:
-    for data in sources:
-        if data.get("n_weights") is not None:
-            return int(data["n_weights"])
-    for ckpt_path in (folder / "model.pt", folder / "deploy" / "model.pt"):
+def _n_weights(folder: Path) -> int | None:
+    for ckpt_path in (folder / "deploy" / "model.pt", folder / "model.pt"):
         if ckpt_path.is_file():
             from .checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -134,53 +136,85 @@ def _n_weights(folder: Path, *sources: dict[str, Any]) -> int | None:
     return None
 
 
+def _measure_dir(folder: Path) -> Path:
+    deploy = folder / "deploy"
+    if (deploy / SIM_FILE).is_file() or any(deploy.glob(CHIP_GLOB)):
+        return deploy
+    return folder
+
+
+def _chip_runs(mdir: Path) -> list[tuple[Path, dict[str, Any], Recording | None]]:
+    """Chip runs by stem: a JSON with its recording, or a recording alone."""
+    runs = []
+    for stem in sorted({p.stem for p in mdir.glob(CHIP_GLOB) if p.suffix in (".json", ".npz")}):
+        path = mdir / f"{stem}.json"
+        data = _read_json(path) if path.is_file() else {}
+        runs.append((path, data, _recording(path, data)))
+    return runs
+
+
 def method_row(folder: Path, t: int | None = None) -> dict[str, Any]:
     """One Table-5 row from a method folder (see the module docstring)."""
-    ev_path, sim_path = folder / "eval.json", folder / "measure_sim.json"
+    ev_path = folder / "eval.json"
     ev = _read_json(ev_path) if ev_path.is_file() else {}
+    mdir = _measure_dir(folder)
+    sim_path = mdir / SIM_FILE
     sim = _read_json(sim_path) if sim_path.is_file() else {}
-    chip_stems = sorted({p.stem for p in folder.glob("measure_speck2e*") if p.suffix in (".json", ".npz")})
-    chips = [_read_json(folder / f"{s}.json") if (folder / f"{s}.json").is_file() else {} for s in chip_stems]
-    if not ev and not sim and not chip_stems and not (folder / "measure_sim.npz").is_file():
-        raise SpeckMttError(f"{folder}: no eval.json, measure_sim.json or measure_speck2e* file; "
+    chips = _chip_runs(mdir)
+    if not ev and not sim and not chips:
+        raise SpeckMttError(f"{folder}: no eval.json, {SIM_FILE} or {CHIP_GLOB} file; "
                             "run training and `speck-mtt measure` into this folder first")
     curve = torch_curve(ev, ev_path) if ev else {}
-    t_chosen = t or (int(sim["t"]) if sim.get("t") is not None else (max(curve) if curve else None))
-    sim_rec = _recording(folder, "measure_sim", sim)
-    chip_recs = [_recording(folder, s, c) for s, c in zip(chip_stems, chips)]
-    runs = [{"run": s, "accuracy": _accuracy_from(c, r, folder / f"{s}.json")}
-            for s, c, r in zip(chip_stems, chips, chip_recs)]
+    torch_at = {int(e["t"]): e for e in sim.get("torch") or []}
+    t_chosen = t or (max(curve) if curve else (max(torch_at) if torch_at else None))
+    at = torch_at.get(t_chosen) if t_chosen is not None else None
+    sim_rec = _recording(sim_path, sim) if sim else None
+    runs = [{"run": p.stem, "accuracy": _accuracy_from(d, r, p)} for p, d, r in chips]
     chip_accs = [r["accuracy"] for r in runs if r["accuracy"] is not None]
-    given_sd = _sd_value(chips[0].get("sd_sim")) if chips else None
+    first_chip = chips[0] if chips else None
+    sd_sim_chip = _sd(sim_rec, first_chip[2], f"{folder} sim vs chip") if first_chip else None
+    if sd_sim_chip is None and first_chip:
+        sd_sim_chip = _compare_sd(first_chip[1], "sim") or _compare_sd(sim, "speck2e")
+    sd_chip_chip = None
+    if len(chips) > 1:
+        sd_chip_chip = _sd(chips[1][2], chips[0][2], f"{folder} chip vs chip") or _compare_sd(chips[1][1], "speck2e")
+    torch_acc = curve.get(t_chosen) if t_chosen is not None else None
+    sim_acc = _accuracy_from(sim, sim_rec, sim_path)
     row: dict[str, Any] = {
         "method": folder.name,
-        "dataset": ev.get("dataset") or sim.get("dataset") or next((c["dataset"] for c in chips if c.get("dataset")),
-                                                                  None),
+        "dataset": sim.get("dataset") or ev.get("dataset") or next((d["dataset"] for _, d, _ in chips
+                                                                    if d.get("dataset")), None),
         "t": t_chosen,
-        "torch_accuracy": curve.get(t_chosen) if t_chosen is not None else None,
+        "torch_accuracy": torch_acc,
+        "torch_samples": ev.get("n_samples"),
         "torch_curve": {str(k): v for k, v in curve.items()},
-        "sim_accuracy": _accuracy_from(sim, sim_rec, sim_path),
+        "torch_accuracy_sim_samples": at["accuracy"] if at else None,
+        "sim_accuracy": sim_acc,
         "sim_samples": sim.get("n_samples"),
         "speck_accuracy": float(np.mean(chip_accs)) if chip_accs else None,
         "speck_runs": runs,
-        "n_weights": _n_weights(folder, ev, sim),
-        "sd_torch_vs_sim": _sd_value(sim.get("sd_torch")),
-        "sd_sim_vs_chip": given_sd if given_sd is not None else _sd(
-            sim_rec, chip_recs[0] if chip_recs else None, f"{folder} sim vs chip"),
-        "sd_chip_vs_chip": _sd(chip_recs[1], chip_recs[0], f"{folder} chip vs chip") if len(chip_recs) > 1 else None,
+        "n_weights": _n_weights(folder),
+        "sd_torch_vs_sim": _sd_value(at) if at else None,
+        "sd_sim_vs_chip": sd_sim_chip,
+        "sd_chip_vs_chip": sd_chip_chip,
         "spikes_per_sample": sim.get("spikes_per_sample"),
         "synops_per_sample": sim.get("synops_per_sample"),
+        "drop_torch_to_sim_pp": None,
     }
-    if sim.get("t") is not None and t is not None and int(sim["t"]) != t:
-        row["note"] = f"SD torch-vs-sim was measured at T={sim['t']}, not at the chosen T={t}"
-    if row["torch_accuracy"] is not None and row["sim_accuracy"] is not None:
-        row["drop_torch_to_sim_pp"] = 100 * (row["torch_accuracy"] - row["sim_accuracy"])
+    basis = at["accuracy"] if at else torch_acc
+    if basis is not None and sim_acc is not None:
+        row["drop_torch_to_sim_pp"] = 100 * (basis - sim_acc)
+        row["drop_basis"] = "torch on the simulator's samples" if at else "eval.json (may be other samples)"
+    if sim and t_chosen is not None and at is None:
+        row["note"] = (f"measure compared with torch at T={sorted(torch_at)} only, not at T={t_chosen}: "
+                       "no SD torch-vs-sim" if torch_at else "measure was run without --t: no SD torch-vs-sim")
     return row
 
 
 def _has_results(folder: Path) -> bool:
-    return any((folder / f).is_file() for f in ("eval.json", "measure_sim.json", "measure_sim.npz")) or any(
-        p.suffix in (".json", ".npz") for p in folder.glob("measure_speck2e*"))
+    return (folder / "eval.json").is_file() or any(
+        (d / SIM_FILE).is_file() or any(p.suffix in (".json", ".npz") for p in d.glob(CHIP_GLOB))
+        for d in (folder, folder / "deploy"))
 
 
 def _paper_key(dataset: str | None) -> str | None:
@@ -243,6 +277,9 @@ def render_report(report: dict[str, Any]) -> str:
     notes = [f"- {r['method'].upper()}: {r['note']}" for r in report["rows"] if r.get("note")]
     notes += [f"- {r['method'].upper()}: Speck accuracy is the mean of {len(r['speck_runs'])} chip runs"
               for r in report["rows"] if len(r["speck_runs"]) > 1]
+    notes += [f"- {r['method'].upper()}: drop uses eval.json ({r['torch_samples']} samples) against the simulator's "
+              f"{r['sim_samples']} samples; run measure with --t {r['t']} for a same-sample comparison"
+              for r in report["rows"] if r.get("drop_basis", "").startswith("eval.json")]
     if notes:
         lines += [""] + notes
     ts = sorted({int(t) for r in report["rows"] for t in r["torch_curve"]})
