@@ -1,0 +1,189 @@
+"""Training recipes: TOML files (speck_mtt/recipes/*.toml or a path) over one schema of defaults.
+
+A recipe has sections data, model, train, bias_removal, eval, and an optional [quick] holding
+overrides for CI-sized runs (--quick). Every key must exist in SCHEMA with a value of the
+right type; anything else (an unknown key, an impossible T range) is a one-line SpeckMttError
+raised before a run writes anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import SpeckMttError
+from .mtt.config import INPUT_STAGE_RULES, METHODS
+from .mtt.losses import LOSSES
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("cosine", "none")
+
+# The defaults of every key (their types are the schema); recipes override them.
+SCHEMA: dict[str, dict[str, Any]] = {
+    "data": {
+        "dataset": "nmnist",       # a name of speck_mtt.data.DATASETS (real falls back to its -sim)
+        "data_dir": "",            # "" = $SPECK_MTT_DATA or ./data
+        "batch_size": 64,
+        "limit_train": 0,          # 0 = every training sample; else a fixed-seed subset
+        "limit_test": 0,
+        "augment": False,
+    },
+    "model": {
+        "arch": "nmnist_3c1fc",
+        "bn": True,                # base training with BN; the bias-removal phase absorbs it
+        "granularity": 1,          # blocks per MTT stage
+    },
+    "train": {
+        "method": "mtt",           # sdt | nmt | mtt | slt
+        "loss": "ce",              # ce | tet
+        "tet_lambda": 1e-3,
+        "t_min": 1,
+        "t_max": 10,               # frames of the data; evaluation runs T = 1..t_max
+        "t_sdt": 0,                # SDT's fixed T (0 = t_max)
+        "draws": 3,                # M: configurations per optimizer step (mtt, nmt)
+        "input_stage": "keep",     # keep: stage 1 runs at the input frames (event data); draw: random
+        "epochs": 20,
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "scheduler": "cosine",
+        "seed": 0,
+        "lock_bn": False,          # BN in eval mode while training (fine-tuning a trained model)
+        "calib_batches": 10,       # BN calibration after training at uniform T_max (0 = off)
+        "tit_t": 0,                # TIT: SDT at this small T first (0 = off) ...
+        "tit_epochs": 0,           # ... then this many final epochs at the target T
+    },
+    "bias_removal": {
+        "method": "mtt",           # mtt, or sdt for the baseline
+        "epochs": 20,
+        "lr": 1e-4,
+        "weight_decay": 0.0,
+    },
+    "eval": {
+        "ts": [],                  # T to evaluate at the end; [] = 1..t_max
+        "epoch_ts": [],            # T evaluated after every epoch; [] = [t_min, t_max]
+        "batch_size": 128,
+    },
+}
+
+
+def _fail(msg: str) -> SpeckMttError:
+    return SpeckMttError(msg)
+
+
+def _check_type(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, list):
+        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise _fail(f"recipe key {key} must be {type(default).__name__}, got {value!r}")
+    return value
+
+
+def _merge(base: dict[str, dict[str, Any]], over: dict[str, Any], where: str) -> None:
+    for section, values in over.items():
+        if section not in SCHEMA or not isinstance(values, dict):
+            raise _fail(f"{where}: unknown recipe section [{section}]; sections are {', '.join(SCHEMA)}")
+        for key, value in values.items():
+            if key not in SCHEMA[section]:
+                raise _fail(f"{where}: unknown recipe key {section}.{key}; "
+                            f"known keys: {', '.join(SCHEMA[section])}")
+            base[section][key] = _check_type(f"{section}.{key}", value, SCHEMA[section][key])
+
+
+def _recipe_dir():
+    return resources.files("speck_mtt") / "recipes"
+
+
+def builtin_recipes() -> list[str]:
+    return sorted(p.name[:-5] for p in _recipe_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def _read(name_or_path: str) -> tuple[str, dict[str, Any]]:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.is_file():
+        text, name = path.read_text(), path.stem
+    else:
+        res = _recipe_dir() / f"{name_or_path}.toml"
+        if not res.is_file():
+            raise _fail(f"unknown recipe {name_or_path!r}; use one of {', '.join(builtin_recipes())} "
+                        "or the path of a .toml file")
+        text, name = res.read_text(), name_or_path
+    try:
+        return name, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(f"recipe {name_or_path}: invalid TOML ({exc})") from exc
+
+
+def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
+    """--set section.key=value (value parsed as TOML, bare words as strings) -> override dict."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise _fail(f"--set {item!r}: expected section.key=value, e.g. train.lr=5e-4")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def load_recipe(name_or_path: str, quick: bool = False, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Defaults <- recipe file <- its [quick] section (if quick) <- overrides; validated."""
+    name, raw = _read(name_or_path)
+    quick_over = raw.pop("quick", {})
+    recipe = copy.deepcopy(SCHEMA)
+    _merge(recipe, raw, f"recipe {name}")
+    if quick:
+        _merge(recipe, quick_over, f"recipe {name} [quick]")
+    if overrides:
+        _merge(recipe, overrides, "override")
+    recipe["name"] = name
+    recipe["quick"] = quick
+    validate(recipe)
+    return recipe
+
+
+def validate(recipe: dict[str, Any]) -> None:
+    """Cross-key rules (types were checked on merge)."""
+    tr, data, ev = recipe["train"], recipe["data"], recipe["eval"]
+    if tr["method"] not in METHODS or recipe["bias_removal"]["method"] not in METHODS:
+        raise _fail(f"unknown training method; choose one of {', '.join(METHODS)}")
+    if tr["loss"] not in LOSSES:
+        raise _fail(f"unknown loss {tr['loss']!r}; choose one of {', '.join(LOSSES)}")
+    if tr["input_stage"] not in INPUT_STAGE_RULES:
+        raise _fail(f"train.input_stage must be one of {', '.join(INPUT_STAGE_RULES)}")
+    if tr["optimizer"] not in OPTIMIZERS or tr["scheduler"] not in SCHEDULERS:
+        raise _fail(f"train.optimizer must be one of {OPTIMIZERS}, train.scheduler one of {SCHEDULERS}")
+    if not 1 <= tr["t_min"] <= tr["t_max"]:
+        raise _fail(f"impossible T range [{tr['t_min']}, {tr['t_max']}]: need 1 <= train.t_min <= train.t_max")
+    if not 0 <= tr["t_sdt"] <= tr["t_max"] or not 0 <= tr["tit_t"] <= tr["t_max"]:
+        raise _fail(f"train.t_sdt and train.tit_t must lie in [1, t_max={tr['t_max']}] (0 = default)")
+    if tr["tit_t"] and not 0 < tr["tit_epochs"] < tr["epochs"]:
+        raise _fail("TIT needs 0 < train.tit_epochs < train.epochs (fine-tune epochs at the target T)")
+    for key in ("ts", "epoch_ts"):
+        bad = [t for t in ev[key] if not 1 <= t <= tr["t_max"]]
+        if bad:
+            raise _fail(f"eval.{key} {bad} outside [1, t_max={tr['t_max']}]")
+    positive = {"data.batch_size": data["batch_size"], "eval.batch_size": ev["batch_size"], "train.draws": tr["draws"],
+                "model.granularity": recipe["model"]["granularity"], "train.epochs": tr["epochs"],
+                "bias_removal.epochs": recipe["bias_removal"]["epochs"]}
+    for key, value in positive.items():
+        if value < 1:
+            raise _fail(f"{key} must be >= 1, got {value}")
+    if tr["lr"] <= 0 or recipe["bias_removal"]["lr"] <= 0:
+        raise _fail("learning rates must be > 0")

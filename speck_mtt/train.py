@@ -1,0 +1,436 @@
+"""`speck-mtt train`: base training (SDT/NMT/MTT/SLT) and the bias-removal phase, top to bottom.
+
+    recipe -> data (frames at T_max) -> model -> optimizer -> [resume] -> epochs:
+        each iteration: draw M temporal configurations; per draw forward + loss + backward
+        (gradients add up); one optimizer step
+        after each epoch: quick evaluation, metrics.json/.csv, OUT/last.pt (atomic)
+    -> BN calibration (base phase, BN present) or absorption to a bn=False model (bias removal)
+    -> accuracy at every T: OUT/eval.json/.csv/.png, the model in OUT/model.pt
+
+Resuming restores weights, optimizer, scheduler, every RNG stream and the configuration
+generator, and the data order is seeded per epoch, so a resumed run reproduces the
+uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import numpy as np
+import torch
+import typer
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
+from torch.utils.data.distributed import DistributedSampler
+
+from . import distributed as D
+from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+from .errors import SpeckMttError
+from .evaluate import eval_table, evaluate, save_eval
+from .io import save_json, save_text
+from .models import SpikingNet, build_model
+from .mtt.config import ConfigSampler
+from .mtt.losses import make_loss
+from .recipes import load_recipe, parse_set
+from .speck.bn import absorb_bn, bias_parameters, calibrate_bn, has_bn, lock_bn, to_bias_free
+
+PHASES = ("base", "bias-removal")
+
+
+@dataclass(frozen=True)
+class PhaseSettings:
+    """What differs between the base phase and the bias-removal fine-tune."""
+
+    name: str
+    method: str
+    epochs: int
+    lr: float
+    weight_decay: float
+    lock_bn: bool
+
+
+def phase_settings(recipe: dict[str, Any], phase: str) -> PhaseSettings:
+    if phase not in PHASES:
+        raise SpeckMttError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
+    tr = recipe["train"]
+    if phase == "base":
+        return PhaseSettings(phase, tr["method"], tr["epochs"], tr["lr"], tr["weight_decay"], tr["lock_bn"])
+    br = recipe["bias_removal"]
+    return PhaseSettings(phase, br["method"], br["epochs"], br["lr"], br["weight_decay"], True)
+
+
+# ---------------------------------------------------------------------------------------------
+# One epoch (also used by bench/bench_train.py)
+# ---------------------------------------------------------------------------------------------
+
+class NonFiniteLoss(SpeckMttError):
+    """The loss became NaN/inf: the weights of the last good epoch stay in last.pt."""
+
+
+def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, optimizer: torch.optim.Optimizer,
+                device: torch.device, bn_locked: bool = False, info: D.DistInfo = D.DistInfo(),
+                progress=None, epoch: int = 0) -> dict[str, float]:
+    """Per batch: for each of the iteration's configurations forward, loss, backward at once
+    (so memory holds one forward), gradients summed; then one optimizer step."""
+    model.train()
+    if bn_locked:
+        lock_bn(model)
+    loss_sum, correct, seen = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64), 0
+    for step, (x, y) in enumerate(loader):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        for config in sampler.iteration():
+            out = model(x, config)
+            loss = loss_fn(out, y)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"non-finite loss ({loss.item()}) in epoch {epoch + 1}, batch {step + 1}, "
+                                    f"configuration {config}; the last good checkpoint is kept; "
+                                    "lower the learning rate (--set train.lr=...)")
+            loss.backward()
+            loss_sum += loss.item() * len(y)
+            correct += (out.detach().mean(1).argmax(1) == y).sum().item()
+            seen += len(y)
+        D.allreduce_gradients(model, info)
+        optimizer.step()
+        if progress is not None:
+            progress(step, loss_sum.item() / seen, correct.item() / seen)
+    totals = D.allreduce_sum(torch.stack([loss_sum, correct, torch.tensor(float(seen), dtype=torch.float64)]), info)
+    n = max(totals[2].item(), 1.0)
+    return {"train_loss": totals[0].item() / n, "train_acc": totals[1].item() / n}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pieces of a run
+# ---------------------------------------------------------------------------------------------
+
+def load_frames(recipe: dict[str, Any], data_dir: str | None) -> tuple[str, Dataset, Dataset]:
+    """Train/test frames at T_max through speck_mtt.data (a real dataset falls back to its -sim)."""
+    from .data import DATASETS, frame_dataset, resolve_dataset
+
+    d, t_max = recipe["data"], recipe["train"]["t_max"]
+    data_dir = data_dir or d["data_dir"] or None
+    name = resolve_dataset(d["dataset"], data_dir)
+    train = frame_dataset(name, "train", t_max, data_dir=data_dir, limit=d["limit_train"] or None,
+                          augment=d["augment"])
+    test = frame_dataset(name, "test", t_max, data_dir=data_dir, limit=d["limit_test"] or None)
+    w, h, c = DATASETS[name].sensor_size
+    recipe["data"]["resolved"] = name
+    recipe["data"]["frame_shape"] = [c, h, w]
+    return name, train, test
+
+
+def check_input_shape(model: SpikingNet, frame_shape: list[int]) -> None:
+    if list(model.input_shape) != list(frame_shape):
+        raise SpeckMttError(f"model {model.name} expects input {list(model.input_shape)} but the data frames are "
+                            f"{list(frame_shape)}; pick the recipe's model.arch for this dataset")
+
+
+def make_optimizer(recipe: dict[str, Any], ph: PhaseSettings, model: torch.nn.Module):
+    params = [p for p in model.parameters() if p.requires_grad]
+    name = recipe["train"]["optimizer"]
+    if name == "adamw":
+        opt = torch.optim.AdamW(params, lr=ph.lr, weight_decay=ph.weight_decay)
+    elif name == "adam":
+        opt = torch.optim.Adam(params, lr=ph.lr, weight_decay=ph.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=ph.lr, momentum=0.9, weight_decay=ph.weight_decay)
+    if recipe["train"]["scheduler"] == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=ph.epochs)
+    else:
+        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+    return opt, sched
+
+
+def fixed_t(recipe: dict[str, Any], epoch: int, epochs: int) -> int:
+    """SDT's T this epoch: TIT trains at train.tit_t first and at the target T for the last tit_epochs."""
+    tr = recipe["train"]
+    target = tr["t_sdt"] or tr["t_max"]
+    if tr["tit_t"] and epoch < epochs - tr["tit_epochs"]:
+        return tr["tit_t"]
+    return target
+
+
+def train_loader(ds: Dataset, recipe: dict[str, Any], epoch: int, info: D.DistInfo) -> DataLoader:
+    """Shuffled with a per-epoch seed (so a resumed epoch sees the same order)."""
+    seed = recipe["train"]["seed"]
+    if info.enabled:
+        sampler = DistributedSampler(ds, info.world_size, info.rank, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+    else:
+        sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return DataLoader(ds, batch_size=recipe["data"]["batch_size"], sampler=sampler, num_workers=0)
+
+
+def eval_loader(ds: Dataset, recipe: dict[str, Any], info: D.DistInfo) -> DataLoader:
+    part = Subset(ds, D.shard(len(ds), info)) if info.enabled else ds
+    return DataLoader(part, batch_size=recipe["eval"]["batch_size"], shuffle=False, num_workers=0)
+
+
+def needs_calibration(model: SpikingNet, recipe: dict[str, Any], ph: PhaseSettings) -> bool:
+    """MTT/NMT/SLT leave BN running statistics wrong: recompute them unless BN is locked."""
+    return ph.name == "base" and has_bn(model) and recipe["train"]["calib_batches"] > 0 and not ph.lock_bn
+
+
+def calibration_batches(ds: Dataset, recipe: dict[str, Any], epoch: int, info: D.DistInfo):
+    """Training inputs in a fixed order (seeded by epoch, independent of the global RNG)."""
+    return (x for x, _ in train_loader(ds, recipe, epoch, info))
+
+
+def epoch_eval_model(model: SpikingNet, recipe: dict[str, Any], ph: PhaseSettings, ds: Dataset, epoch: int,
+                     info: D.DistInfo, device: torch.device) -> SpikingNet:
+    """The model as it would be if training stopped now: a BN-calibrated copy where needed, so the
+    per-epoch accuracy is not spoiled by the running statistics MTT leaves behind."""
+    if not needs_calibration(model, recipe, ph):
+        return model
+    state = torch.get_rng_state()  # augmentation draws must not shift the training RNG stream
+    copy_ = copy.deepcopy(model)
+    calibrate_bn(copy_, calibration_batches(ds, recipe, 10_000 + epoch, info), recipe["train"]["t_max"],
+                 recipe["train"]["calib_batches"], device)
+    torch.set_rng_state(state)
+    return copy_
+
+
+def rng_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)}}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+
+
+def metrics_csv(rows: list[dict[str, Any]]) -> str:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def default_out(recipe: dict[str, Any], phase: str) -> Path:
+    parts = [recipe["name"], recipe["train"]["method"] if phase == "base" else recipe["bias_removal"]["method"]]
+    parts += ["quick"] if recipe["quick"] else []
+    parts += ["bias-removal"] if phase == "bias-removal" else []
+    return Path("runs") / "-".join(parts)
+
+
+def _progress_factory(enabled: bool):
+    """A rich progress bar per epoch (stderr) showing loss and accuracy; None when disabled."""
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[stats]}"), console=Console(stderr=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path | None = None,
+        resume: bool = False, device: str | None = None, data_dir: str | None = None,
+        datasets: tuple[Dataset, Dataset] | None = None, progress: bool = True,
+        crash_after_epoch: int | None = None) -> dict[str, Any]:
+    """Train one phase into `out`; returns the summary (also what --json prints).
+
+    datasets: (train, test) frame datasets at T_max to use instead of speck_mtt.data (tests).
+    crash_after_epoch: raise after writing that epoch's checkpoint (tests simulate a crash).
+    """
+    ph = phase_settings(recipe, phase)
+    tr = recipe["train"]
+    out = Path(out)
+    last, final = out / "last.pt", out / "model.pt"
+    if phase == "bias-removal" and from_ckpt is None:
+        raise SpeckMttError("--phase bias-removal needs --from CHECKPOINT (the base model.pt)")
+    if resume and not last.is_file():
+        raise SpeckMttError(f"--resume: {last} does not exist; start without --resume")
+    if not resume and (last.exists() or final.exists()):
+        raise SpeckMttError(f"{out} already holds a run (last.pt/model.pt); pass --resume or another --out")
+    info, dev = D.init_distributed(D.resolve_device(device))
+    say = (lambda *a: print(*a, file=sys.stderr)) if info.is_main else (lambda *a: None)
+    torch.manual_seed(tr["seed"])
+    random.seed(tr["seed"])
+    np.random.seed(tr["seed"])
+
+    # --- data ---
+    if datasets is None:
+        _, train_ds, test_ds = load_frames(recipe, data_dir)
+    else:
+        train_ds, test_ds = datasets
+        recipe["data"]["frame_shape"] = list(train_ds[0][0].shape[1:])
+
+    # --- model ---
+    before: dict[str, Any] | None = None
+    if phase == "base":
+        arch_kwargs: dict[str, Any] = {"bn": recipe["model"]["bn"]}
+        model = build_model(recipe["model"]["arch"], **arch_kwargs)
+    else:
+        src = load_checkpoint(Path(from_ckpt))
+        if src["arch"] != recipe["model"]["arch"]:
+            raise SpeckMttError(f"{from_ckpt}: a {src['arch']} checkpoint, but recipe {recipe['name']} trains "
+                                f"{recipe['model']['arch']}; pass the matching recipe or checkpoint")
+        model = model_from_checkpoint(src, from_ckpt)
+        arch_kwargs = dict(src.get("arch_kwargs", {}))
+        absorb_bn(model)  # drops the bias; BN stays as a locked identity
+    model.granularity = recipe["model"]["granularity"]
+    check_input_shape(model, recipe["data"]["frame_shape"])
+    model.to(dev)
+    D.broadcast_model(model, info)
+    if phase == "bias-removal" and bias_parameters(model):
+        raise SpeckMttError(f"trainable bias parameters remain after absorption: {bias_parameters(model)}")
+
+    loss_fn = make_loss(tr["loss"], tr["tet_lambda"])
+    optimizer, scheduler = make_optimizer(recipe, ph, model)
+    sampler = ConfigSampler(ph.method, model.n_stages(), tr["t_min"], tr["t_max"], t_input=tr["t_max"],
+                            draws=tr["draws"], input_stage=tr["input_stage"], seed=tr["seed"])
+    epoch_ts = recipe["eval"]["epoch_ts"] or sorted({tr["t_min"], tr["t_max"]})
+    test_loader = eval_loader(test_ds, recipe, info)
+    metrics: list[dict[str, Any]] = []
+    start = 0
+
+    if phase == "bias-removal" and not resume:
+        before = evaluate(model, test_loader, epoch_ts, dev, reduce=lambda t: D.allreduce_sum(t, info))
+        say(f"absorbed BN, bias dropped: accuracy {_fmt(before)} (before the bias-free fine-tune)")
+
+    # --- resume ---
+    if resume:
+        ck = load_checkpoint(last)
+        if ck.get("phase") != phase or ck.get("recipe", {}).get("train") != tr or ck["arch"] != model.name:
+            raise SpeckMttError(f"{last} was written by another recipe/phase; resume with the same recipe, "
+                                "--set overrides and --phase, or use another --out")
+        model.load_state_dict(ck["model"], strict=False)
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        sampler.load_state_dict(ck["config_generator"])
+        set_rng_state(ck["rng"])
+        metrics, start, before = list(ck["metrics"]), int(ck["epoch"]), ck.get("eval_absorbed")
+        say(f"resuming {out} after epoch {start}")
+
+    def checkpoint(epoch: int, **extra: Any) -> dict[str, Any]:
+        return make_checkpoint(model, arch_kwargs, recipe=recipe, method=ph.method, loss=tr["loss"],
+                               t_min=tr["t_min"], t_max=tr["t_max"], phase=phase, epoch=epoch,
+                               granularity=model.granularity, metrics=metrics, eval_absorbed=before, **extra)
+
+    # --- epochs ---
+    bar = _progress_factory(progress and info.is_main)
+    if bar is not None:
+        bar.start()
+    for epoch in range(start, ph.epochs):
+        sampler.t_fixed = fixed_t(recipe, epoch, ph.epochs)
+        loader = train_loader(train_ds, recipe, epoch, info)
+        t0 = time.perf_counter()
+        tick = None
+        if bar is not None:
+            task = bar.add_task(f"epoch {epoch + 1}/{ph.epochs} {ph.method}", total=len(loader), stats="")
+            tick = lambda i, l, a: bar.update(task, completed=i + 1, stats=f"loss {l:.4f} acc {100 * a:.1f}%")  # noqa: E731
+        stats = train_epoch(model, loader, sampler, loss_fn, optimizer, dev, ph.lock_bn, info, tick, epoch)
+        scheduler.step()
+        epoch_time = time.perf_counter() - t0
+        quick = evaluate(epoch_eval_model(model, recipe, ph, train_ds, epoch, info, dev), test_loader, epoch_ts,
+                         dev, reduce=lambda t: D.allreduce_sum(t, info))
+        row = {"epoch": epoch + 1, **stats, "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": epoch_time,
+               **{f"test_acc_t{t}": a for t, a in zip(quick["t"], quick["accuracy"])}}
+        metrics.append(row)
+        say(f"epoch {epoch + 1}/{ph.epochs}: loss {stats['train_loss']:.4f} train acc {100 * stats['train_acc']:.2f}% "
+            f"test {_fmt(quick)} ({epoch_time:.1f} s)")
+        if info.is_main:
+            save_json(metrics, out / "metrics.json")
+            save_text(metrics_csv(metrics), out / "metrics.csv")
+            save_checkpoint(checkpoint(epoch + 1, optimizer=optimizer.state_dict(),
+                                       scheduler=scheduler.state_dict(), rng=rng_state(),
+                                       config_generator=sampler.state_dict()), last)
+        D.barrier(info)
+        if crash_after_epoch is not None and epoch + 1 == crash_after_epoch:
+            raise RuntimeError(f"simulated crash after epoch {epoch + 1}")
+    if bar is not None:
+        bar.stop()
+
+    # --- after training: BN statistics or a bias-free model ---
+    if needs_calibration(model, recipe, ph):
+        n = calibrate_bn(model, calibration_batches(train_ds, recipe, ph.epochs, info), tr["t_max"],
+                         tr["calib_batches"], dev)
+        say(f"BN calibrated on {n} training batches at uniform T={tr['t_max']}")
+    if phase == "bias-removal":
+        model, arch_kwargs = to_bias_free(model.cpu(), arch_kwargs)
+        model.granularity = recipe["model"]["granularity"]
+        model.to(dev)
+
+    # --- accuracy at every T ---
+    ts = recipe["eval"]["ts"] or list(range(1, tr["t_max"] + 1))
+    result = evaluate(model, test_loader, ts, dev, reduce=lambda t: D.allreduce_sum(t, info))
+    result.update(method=ph.method, phase=phase, recipe=recipe["name"], dataset=recipe["data"].get("resolved"))
+    summary = {"out": str(out), "phase": phase, "method": ph.method, "loss": tr["loss"], "epochs": ph.epochs,
+               "arch": model.name, "arch_kwargs": arch_kwargs, "eval": result,
+               "train_time_s": sum(m["epoch_time_s"] for m in metrics), "eval_absorbed": before}
+    if info.is_main:
+        save_eval(result, out / "eval")
+        from .plots import plot_accuracy_vs_t
+
+        plot_accuracy_vs_t({f"{recipe['name']} {ph.method} ({phase})": result}, out / "eval.png")
+        save_checkpoint(checkpoint(ph.epochs, eval=result), final)
+        from rich.console import Console
+
+        Console(stderr=True).print(eval_table(result, f"{recipe['name']} {ph.method} {phase}"))
+        say(f"model: {final}")
+    D.barrier(info)
+    D.shutdown(info)
+    return summary
+
+
+def _fmt(res: dict[str, Any]) -> str:
+    return " ".join(f"T{t} {100 * a:.2f}%" for t, a in zip(res["t"], res["accuracy"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+def train_cmd(
+    recipe: Annotated[str, typer.Argument(help="Recipe name (nmnist, gesture, cifar10dvs) or path of a .toml.")],
+    method: Annotated[Optional[str], typer.Option(help="sdt | nmt | mtt | slt (for the phase being run).")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="ce (time-mean output) | tet.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs of the phase being run.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (default runs/RECIPE-METHOD[-quick]).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt exactly.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="CI-sized run: the recipe's [quick] overrides.")] = False,
+    data_dir: Annotated[Optional[str], typer.Option(help="Dataset folder (default $SPECK_MTT_DATA or ./data).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Override the recipe's dataset (e.g. nmnist-sim).")] = None,
+    phase: Annotated[str, typer.Option(help="base | bias-removal (absorb BN, drop bias, fine-tune).")] = "base",
+    from_: Annotated[Optional[Path], typer.Option("--from", help="Base checkpoint for --phase bias-removal.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu | cuda (default: cuda when present).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Recipe override section.key=value (repeatable).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
+) -> None:
+    """Train a spiking network with MTT (or a baseline) and report its accuracy at every T."""
+    overrides = parse_set(set_ or [])
+    section = "train" if phase == "base" else "bias_removal"
+    for key, value in (("method", method), ("epochs", epochs)):
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    if loss is not None:
+        overrides.setdefault("train", {})["loss"] = loss
+    if dataset is not None:
+        overrides.setdefault("data", {})["dataset"] = dataset
+    rec = load_recipe(recipe, quick=quick, overrides=overrides)
+    phase_settings(rec, phase)
+    summary = run(rec, out or default_out(rec, phase), phase=phase, from_ckpt=from_, resume=resume,
+                  device=device, data_dir=data_dir, progress=not json_)
+    if json_:
+        typer.echo(json.dumps(summary))
