@@ -320,6 +320,27 @@ def _parse_floats(text: str) -> list[float]:
     return vals
 
 
+def checkpoint_and_test_frames(checkpoint: Path, dataset: str | None = None, data_dir: Path | None = None,
+                               t_max: int | None = None, samples: int | None = None
+                               ) -> tuple[SpikingNet, torch.utils.data.Dataset, int, str]:
+    """The model of a `speck-mtt train` checkpoint and its test split as frames at T_max
+    (dataset and T_max from the checkpoint's recipe unless given)."""
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .data import frame_dataset, resolve_dataset
+
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, checkpoint)
+    recipe = ckpt.get("recipe") if isinstance(ckpt.get("recipe"), dict) else {}
+    name = dataset or ckpt.get("dataset") or (recipe.get("data") or {}).get("dataset")
+    if not name:
+        raise SpeckMttError(f"{checkpoint}: no dataset recorded in the checkpoint; pass --dataset")
+    t = t_max or ckpt.get("t_max") or (recipe.get("train") or {}).get("t_max")
+    if not t:
+        raise SpeckMttError(f"{checkpoint}: no T_max recorded in the checkpoint; pass --t-max")
+    name = resolve_dataset(name, data_dir)
+    return model, frame_dataset(name, "test", int(t), data_dir=data_dir, limit=samples), int(t), name
+
+
 def dynamic_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by `speck-mtt train`.")],
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset (default: the checkpoint's).")] = None,
@@ -341,24 +362,14 @@ def dynamic_cmd(
     spikes/SynOps per sample for each T."""
     import json
 
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .data import frame_dataset, resolve_dataset
     from .io import save_json, save_text
 
     ths = _parse_floats(thresholds)
-    ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt, checkpoint)
-    name = dataset or ckpt.get("dataset") or (ckpt.get("recipe") or {}).get("dataset")
-    if not name:
-        raise SpeckMttError(f"{checkpoint}: no dataset recorded in the checkpoint; pass --dataset")
-    t = t_max or ckpt.get("t_max") or (ckpt.get("recipe") or {}).get("t_max")
-    if not t:
-        raise SpeckMttError(f"{checkpoint}: no T_max recorded in the checkpoint; pass --t-max")
-    data = frame_dataset(resolve_dataset(name, data_dir), "test", int(t), data_dir=data_dir, limit=samples)
-    report = dynamic_report(run_stepwise(model, data, int(t)), ths, temperature)
+    model, data, t, name = checkpoint_and_test_frames(checkpoint, dataset, data_dir, t_max, samples)
+    report = dynamic_report(run_stepwise(model, data, t), ths, temperature)
     report.update(checkpoint=str(checkpoint), dataset=name)
     if fixed_t:
-        report["fixed_t"] = energy_at_t(model, data, range(1, int(t) + 1))
+        report["fixed_t"] = energy_at_t(model, data, range(1, t + 1))
     if out is not None:
         save_json(report, Path(out) / "dynamic.json")
         save_text(render_dynamic(report), Path(out) / "dynamic.md")

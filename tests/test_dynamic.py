@@ -134,3 +134,29 @@ def test_wrong_frame_shape_is_one_line_error():
     model = build_model("nmnist_3c1fc")
     with pytest.raises(SpeckMttError, match="do not fit nmnist_3c1fc"):
         run_stepwise(model, _dataset((2, 32, 32), n=1, t=2, p=0.1))
+
+
+def test_dynamic_cli_on_nmnist_sim(tmp_path):
+    """The command end to end: checkpoint -> nmnist-sim test frames -> dynamic.json/md."""
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
+    from speck_mtt.dynamic import dynamic_cmd
+
+    save_checkpoint(make_checkpoint(active_nmnist_model(), {}, recipe={"data": {"dataset": "nmnist-sim"}}, t_max=3),
+                    tmp_path / "model.pt")
+    app = typer.Typer()
+    app.command()(dynamic_cmd)
+    res = CliRunner().invoke(app, [str(tmp_path / "model.pt"), "--data-dir", str(tmp_path / "data"), "--samples", "4",
+                                   "--thresholds", "0.5,0.9", "--out", str(tmp_path / "out"), "--json"])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "out" / "dynamic.json").read_text())
+    assert saved["t_max"] == 3 and saved["n_samples"] == 4 and saved["dataset"] == "nmnist-sim"
+    assert [r["threshold"] for r in saved["early_exit"]] == [0.5, 0.9]
+    assert [r["t"] for r in saved["fixed_t"]] == [1, 2, 3]
+    assert saved["per_step"][-1]["spikes_per_sample"] == pytest.approx(saved["fixed_t"][-1]["spikes_per_sample"])
+    bad = CliRunner().invoke(app, [str(tmp_path / "model.pt"), "--thresholds", "0.5,2"])
+    assert bad.exit_code != 0 and "each threshold must be in (0, 1]" in str(bad.exception)

@@ -130,3 +130,26 @@ def test_driver_with_callback():
     res = search_configuration(Two(), None, 1, 6, n_configs=8, energy_bound=10.0, evaluate=score)
     assert np.allclose(res["fit"]["w"], w) and res["fit"]["b"] == pytest.approx(b)
     assert res["best"]["energy"] <= 10.0 and res["best"]["config"] == [6, 1]  # T1 + 3 T2 <= 10: (6,1) beats (4,2)
+
+
+def test_search_cli_on_nmnist_sim(tmp_path):
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
+    from speck_mtt.mtt.search import search_cmd
+
+    save_checkpoint(make_checkpoint(_model(), {}, recipe={"data": {"dataset": "nmnist-sim"}}, t_max=3),
+                    tmp_path / "model.pt")
+    app = typer.Typer()
+    app.command()(search_cmd)
+    res = CliRunner().invoke(app, [str(tmp_path / "model.pt"), "--data-dir", str(tmp_path / "data"), "--samples", "3",
+                                   "--configs", "6", "--energy", "synops", "--keep-input-stage",
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert "Temporal-configuration search (4 stages, T in [1, 3])" in res.output
+    saved = json.loads((tmp_path / "out" / "search.json").read_text())
+    assert all(s["config"][0] == 3 for s in saved["samples"]) and saved["best"]["config"][0] == 3
+    assert saved["best"]["energy"] <= 0.5 * saved["uniform_energy"]

@@ -16,10 +16,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
 
 import numpy as np
 import torch
+import typer
 
 from ..errors import SpeckMttError
 
@@ -245,3 +247,46 @@ def render_search(result: dict[str, Any]) -> str:
               f"{m[result['energy_kind'] + '_per_sample']:,.0f} {result['energy_kind']}/sample "
               f"(uniform T_max: {100 * result['uniform_t_max']['accuracy']:.2f}%)."]
     return "\n".join(lines) + "\n"
+
+
+def search_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by `speck-mtt train` (an MTT model).")],
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset (default: the checkpoint's).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Dataset root (default $SPECK_MTT_DATA "
+                                                                        "or ./data).")] = None,
+    t_min: Annotated[int, typer.Option("--t-min", min=1, help="Smallest T of a stage.")] = 1,
+    t_max: Annotated[Optional[int], typer.Option("--t-max", min=1, help="Largest T of a stage and frames of the "
+                                                                        "data (default: the checkpoint's).")] = None,
+    configs: Annotated[int, typer.Option("--configs", min=2, help="Configurations sampled for the fit "
+                                                                  "(paper: 18).")] = 18,
+    energy_fraction: Annotated[float, typer.Option("--energy-fraction", min=0.0, help="Energy bound as a fraction "
+                                                                                      "of uniform T_max.")] = 0.5,
+    energy_bound: Annotated[Optional[float], typer.Option("--energy-bound", min=0.0, help="Absolute energy bound "
+                                                                                          "(overrides the fraction).")]
+    = None,
+    energy_kind: Annotated[str, typer.Option("--energy", help="spikes | synops: what the stage rates count.")]
+    = "spikes",
+    samples: Annotated[Optional[int], typer.Option("--samples", min=1, help="Test samples (default: all).")] = None,
+    keep_input_stage: Annotated[bool, typer.Option("--keep-input-stage/--search-input-stage",
+                                                   help="Keep stage 1 at the input frames (T_max), as MTT "
+                                                        "training does for event data, or search it too.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampled configurations.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write search.json and search.md here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Temporal-configuration search (paper A.8/A.9): fit acc ~ sum_i w_i sqrt(T_i) + b on sampled
+    stage-wise T, then the best configuration within an energy bound."""
+    import json
+
+    from ..dynamic import checkpoint_and_test_frames
+    from ..io import save_json, save_text
+
+    if energy_kind not in ("spikes", "synops"):
+        raise SpeckMttError(f"--energy {energy_kind!r}: choose spikes or synops")
+    model, data, t, _ = checkpoint_and_test_frames(checkpoint, dataset, data_dir, t_max, samples)
+    result = search_configuration(model, data, t_min, t, configs, energy_bound, energy_fraction, energy_kind,
+                                  first_stage=t if keep_input_stage else None, seed=seed)
+    if out is not None:
+        save_json(result, Path(out) / "search.json")
+        save_text(render_search(result), Path(out) / "search.md")
+    typer.echo(json.dumps(result, indent=2) if json_out else render_search(result))
