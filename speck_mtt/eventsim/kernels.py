@@ -4,9 +4,10 @@ The chip neuron rule (SPEC §1) lives in `chip_neuron` and nowhere else: the com
 inline it, the pure-Python reference calls its `.py_func`.
 
 A network reaches these kernels as flat arrays (see network.py): `lay` holds one row of int64
-fields per layer (the F_* column indices below), `weights` all kernels concatenated in
-(C_out, C_in, kH, kW) order, `th_hi`/`th_lo` the thresholds, and `dptr`/`didx` the destination
-lists in CSR form. All neuron states of one sample sit in one flat vector.
+fields per layer (the F_* column indices below), `weights` all kernels concatenated, each in
+(C_in, kH, kW, C_out) order, `th_hi`/`th_lo` the thresholds, and `dptr`/`didx` the destination
+lists in CSR form. All neuron states of one sample sit in one flat vector, each layer's in
+(H, W, C) order: channels innermost, so one kernel position updates contiguous memory.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def chip_neuron(v, w, theta_high, theta_low):
     return v, spiked
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ensure_room(pend, npend, dptr, didx, l, room):
     """Grow the pending buffer so every destination of layer l can take `room` more spikes."""
     need = 0
@@ -55,12 +56,11 @@ def _ensure_room(pend, npend, dptr, didx, l, room):
 
 @njit(cache=True, inline="always")
 def _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, ci, y, x, state, pend, npend,
-             counts, synops, oy_buf, ky_buf, ox_buf, kx_buf):
-    """One event (ci, y, x) into layer l: update every neuron its kernel touches in
-    (channel, row, column) order; each spike is pooled and appended, in order, to the pending
+             counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired):
+    """One event (ci, y, x) into layer l: update every neuron its kernel touches; its spikes, in
+    (channel, row, column) order, are pooled and appended to the pending
     input list of every destination (the caller made room: one event causes at most
     C_out * kH * kW spikes)."""
-    c_in = lay[l, F_CIN]
     c_out = lay[l, F_COUT]
     h_out = lay[l, F_HOUT]
     w_out = lay[l, F_WOUT]
@@ -72,9 +72,13 @@ def _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, ci, y, x, state, pend, n
     n_oy = 0
     for ky in range(kh - 1, -1, -1):
         t = y + lay[l, F_PY] - ky
-        if t < 0 or t % sy != 0:
+        if t < 0:
             continue
-        oy = t // sy
+        oy = t
+        if sy != 1:  # integer division is slow: only for strided layers
+            if t % sy != 0:
+                continue
+            oy = t // sy
         if oy >= h_out:
             break
         oy_buf[n_oy] = oy
@@ -83,9 +87,13 @@ def _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, ci, y, x, state, pend, n
     n_ox = 0
     for kx in range(kw - 1, -1, -1):
         t = x + lay[l, F_PX] - kx
-        if t < 0 or t % sx != 0:
+        if t < 0:
             continue
-        ox = t // sx
+        ox = t
+        if sx != 1:
+            if t % sx != 0:
+                continue
+            ox = t // sx
         if ox >= w_out:
             break
         ox_buf[n_ox] = ox
@@ -96,40 +104,54 @@ def _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, ci, y, x, state, pend, n
     synops[l] += c_out * n_oy * n_ox
     theta_high = th_hi[l]
     theta_low = th_lo[l]
-    woff = lay[l, F_WOFF]
+    woff = lay[l, F_WOFF] + ci * kh * kw * c_out
     soff = lay[l, F_SOFF]
+    # the updates themselves are independent: run them channel-innermost (contiguous, SIMD),
+    # note who spiked, then emit the spikes in (channel, row, column) order
+    n_spikes = 0
+    for i in range(n_oy):
+        wrow = woff + ky_buf[i] * kw * c_out
+        srow = soff + oy_buf[i] * w_out * c_out
+        for j in range(n_ox):
+            wb = wrow + kx_buf[j] * c_out
+            sb = srow + ox_buf[j] * c_out
+            fb = (i * n_ox + j) * c_out
+            s_v = state[sb:sb + c_out]  # views indexed from 0: no negative-index wraparound, SIMD
+            w_v = weights[wb:wb + c_out]
+            f_v = fired[fb:fb + c_out]
+            for co in range(c_out):
+                v, spiked = chip_neuron(s_v[co], w_v[co], theta_high, theta_low)
+                s_v[co] = v
+                f_v[co] = spiked
+                n_spikes += spiked
+    if n_spikes == 0:
+        return
     coff = lay[l, F_COFF]
     pool_y = lay[l, F_POOLY]
     pool_x = lay[l, F_POOLX]
     for co in range(c_out):
-        wbase = woff + (co * c_in + ci) * kh * kw
-        sbase = soff + co * h_out * w_out
         for i in range(n_oy):
-            oy = oy_buf[i]
-            wrow = wbase + ky_buf[i] * kw
-            srow = sbase + oy * w_out
             for j in range(n_ox):
-                ox = ox_buf[j]
-                v, spiked = chip_neuron(state[srow + ox], weights[wrow + kx_buf[j]], theta_high, theta_low)
-                state[srow + ox] = v
-                if spiked:
-                    counts[coff + co] += 1
-                    for k in range(dptr[l], dptr[l + 1]):
-                        d = didx[k]
-                        py = oy // pool_y
-                        px = ox // pool_x
-                        if py >= lay[d, F_HIN] or px >= lay[d, F_WIN]:
-                            continue  # sum pooling floors the map: border rows/columns are dropped
-                        pend[d, npend[d], 0] = co
-                        pend[d, npend[d], 1] = py
-                        pend[d, npend[d], 2] = px
-                        npend[d] += 1
+                if not fired[(i * n_ox + j) * c_out + co]:
+                    continue
+                counts[coff + co] += 1
+                py = oy_buf[i] // pool_y
+                px = ox_buf[j] // pool_x
+                for k in range(dptr[l], dptr[l + 1]):
+                    d = didx[k]
+                    if py >= lay[d, F_HIN] or px >= lay[d, F_WIN]:
+                        continue  # sum pooling floors the map: border rows/columns are dropped
+                    pend[d, npend[d], 0] = co
+                    pend[d, npend[d], 1] = py
+                    pend[d, npend[d], 2] = px
+                    npend[d] += 1
 
 
 @njit(cache=True)
 def _scratch(lay):
     k = max(lay[:, F_KH].max(), lay[:, F_KW].max())
-    return (np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64))
+    fired = np.zeros((lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]).max(), np.bool_)
+    return np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64), fired
 
 
 @njit(cache=True)
@@ -139,18 +161,18 @@ def run_events(xs, ys, ps, lay, weights, th_hi, th_lo, dptr, didx, state, counts
     n_layers = lay.shape[0]
     pend = np.empty((n_layers, _INITIAL_CAPACITY, 3), np.int32)
     npend = np.zeros(n_layers, np.int64)
-    oy_buf, ky_buf, ox_buf, kx_buf = _scratch(lay)
+    oy_buf, ky_buf, ox_buf, kx_buf, fired = _scratch(lay)
     room = lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]
     for e in range(xs.shape[0]):
         pend = _ensure_room(pend, npend, dptr, didx, 0, room[0])
         _deliver(lay, weights, th_hi, th_lo, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
-                 counts, synops, oy_buf, ky_buf, ox_buf, kx_buf)
+                 counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
         for l in range(1, n_layers):
             j = 0
             while j < npend[l]:
                 pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
                 _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
-                         pend[l, j, 2], state, pend, npend, counts, synops, oy_buf, ky_buf, ox_buf, kx_buf)
+                         pend[l, j, 2], state, pend, npend, counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
                 j += 1
             npend[l] = 0
 
@@ -162,18 +184,18 @@ def run_layerwise(xs, ys, ps, lay, weights, th_hi, th_lo, dptr, didx, state, cou
     n_layers = lay.shape[0]
     pend = np.empty((n_layers, max(_INITIAL_CAPACITY, xs.shape[0]), 3), np.int32)
     npend = np.zeros(n_layers, np.int64)
-    oy_buf, ky_buf, ox_buf, kx_buf = _scratch(lay)
+    oy_buf, ky_buf, ox_buf, kx_buf, fired = _scratch(lay)
     room = lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]
     for e in range(xs.shape[0]):
         pend = _ensure_room(pend, npend, dptr, didx, 0, room[0])
         _deliver(lay, weights, th_hi, th_lo, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
-                 counts, synops, oy_buf, ky_buf, ox_buf, kx_buf)
+                 counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
     for l in range(1, n_layers):
         j = 0
         while j < npend[l]:
             pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
             _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
-                     pend[l, j, 2], state, pend, npend, counts, synops, oy_buf, ky_buf, ox_buf, kx_buf)
+                     pend[l, j, 2], state, pend, npend, counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
             j += 1
 
 
@@ -198,5 +220,5 @@ def run_batch(xs, ys, ps, offsets, lay, weights, th_hi, th_lo, dptr, didx, n_sta
         for c in range(c_out):
             acc = 0.0
             for k in range(hw):
-                acc += state[soff + c * hw + k]
+                acc += state[soff + k * c_out + c]
             membranes[i, c] = acc

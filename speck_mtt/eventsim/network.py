@@ -141,7 +141,7 @@ def compile_artifact(artifact: dict[str, Any], float_mode: bool = False) -> SimN
             raise SpeckMttError(f"{where}: 'discretized' artifact holds non-integer weights or thresholds; "
                                 "re-deploy or simulate with --float")
         lay[i] = [c_in, hin, win, c_out, hout, wout, kh, kw, sy, sx, py, px, pool_y, pool_x, woff, soff, coff]
-        weights.append(w.ravel())
+        weights.append(w.transpose(1, 2, 3, 0).ravel())  # (C_in, kH, kW, C_out): see kernels.py
         th_hi.append(t_hi)
         th_lo.append(t_lo)
         scales.append(float(layer.get("scale", 1.0)))

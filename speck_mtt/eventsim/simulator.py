@@ -149,7 +149,7 @@ def _single_result(net: SimNet, state: np.ndarray, counts: np.ndarray, synops: n
     for i in range(net.n_layers):
         c, h, w = (int(v) for v in net.lay[i, [K.F_COUT, K.F_HOUT, K.F_WOUT]])
         start = int(net.lay[i, K.F_SOFF])
-        states.append(state[start:start + c * h * w].reshape(c, h, w).copy())
+        states.append(state[start:start + c * h * w].reshape(h, w, c).transpose(2, 0, 1).copy())
     out = net.out_layer
     return SimResult(counts=per_layer[out], membranes=_readout(net, states[out].sum((1, 2)), per_layer[out]),
                      layer_spikes=np.array([pc.sum() for pc in per_layer], np.int64), synops=synops,
