@@ -6,22 +6,28 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import torch
 
 from .errors import SpeckMttError
 
 
-def _atomic_replace(path: Path, write) -> None:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], fsync: bool = True) -> None:
+    """Write through a temporary file and os.replace: a killed run never leaves a half file.
+
+    fsync=False for many small regenerable files, where atomicity alone is what matters.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -30,7 +36,7 @@ def _atomic_replace(path: Path, write) -> None:
 
 def save_torch(obj: Any, path: Path) -> None:
     """torch.save through a temporary file and os.replace (atomic on POSIX)."""
-    _atomic_replace(path, lambda fh: torch.save(obj, fh))
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def load_torch(path: Path) -> Any:
@@ -47,8 +53,8 @@ def load_torch(path: Path) -> Any:
 def save_json(obj: Any, path: Path) -> None:
     """Write JSON atomically (metrics and reports are read while runs are going on)."""
     data = (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode()
-    _atomic_replace(path, lambda fh: fh.write(data))
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def save_text(text: str, path: Path) -> None:
-    _atomic_replace(path, lambda fh: fh.write(text.encode()))
+    atomic_write(path, lambda fh: fh.write(text.encode()))

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .functional.files import atomic_write
+from ..io import atomic_write
 from .functional.gestures import LIGHTING, GestureParams, encode_gesture_npy, simulate_gesture
 from .functional.mnist_idx import load_t10k
 from .functional.nmnist_bin import write_nmnist_bin
@@ -94,7 +94,7 @@ class GestureSim:
     def write(self, root: Path, item: Item) -> None:
         lighting = item.relpath.split("/")[1].split("_", 1)[1]
         events = simulate_gesture(item.label, item.index, lighting, self.gestures)
-        atomic_write(root / item.relpath, lambda fh: np.save(fh, encode_gesture_npy(events)))
+        atomic_write(root / item.relpath, lambda fh: np.save(fh, encode_gesture_npy(events)), fsync=False)
 
 
 GENERATORS = {"nmnist-sim": NMNISTSim(), "gesture-sim": GestureSim()}
@@ -123,7 +123,7 @@ def _claim(root: Path, spec: dict) -> dict:
 
 def _save_marker(root: Path, state: dict) -> None:
     data = json.dumps(state, indent=2).encode()
-    atomic_write(root / MARKER, lambda fh: fh.write(data))
+    atomic_write(root / MARKER, lambda fh: fh.write(data), fsync=False)
 
 
 def ensure_generated(name: str, data_dir: Path, split: str, wanted: Sequence[Item],

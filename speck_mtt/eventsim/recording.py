@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpeckMttError
-from ..io import _atomic_replace
+from ..io import atomic_write
 from .sd import SpikeDifference, spike_difference
 
 FORMAT = "speck-mtt-recording"
@@ -52,7 +52,7 @@ def save_recording(rec: Recording, path: str | Path) -> Path:
               "meta": np.array(json.dumps({"format": FORMAT, **rec.meta}))}
     if rec.predictions is not None:
         arrays["predictions"] = rec.predictions
-    _atomic_replace(path, lambda fh: np.savez(fh, **arrays))
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
     return path
 
 

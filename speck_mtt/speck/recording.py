@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import SpeckMttError
 from ..eventsim.recording import FORMAT, Recording, load_recording
-from ..io import _atomic_replace
+from ..io import atomic_write
 from .chip_events import OUTPUT_SPIKE, remaining
 
 # meta keys that must agree for a resumed run to continue an existing file
@@ -67,7 +67,7 @@ def save_chip_recording(rec: ChipRecording, path: Path) -> Path:
     if rec.raw_events is not None:
         arrays["raw_events"] = rec.raw_events
         arrays["raw_offsets"] = rec.raw_offsets
-    _atomic_replace(path, lambda fh: np.savez(fh, **arrays))
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
     return path
 
 

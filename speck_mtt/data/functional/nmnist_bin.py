@@ -13,7 +13,7 @@ import tonic
 
 from ...errors import DataError
 from .events import check_events
-from .files import atomic_write
+from ...io import atomic_write
 
 BYTES_PER_EVENT = 5
 MAX_T_US = 2**23 - 1  # 23 timestamp bits; longer recordings would need overflow records
@@ -45,7 +45,7 @@ def encode_nmnist(events: np.ndarray) -> bytes:
 def write_nmnist_bin(path: str | Path, events: np.ndarray) -> None:
     """Write a .bin atomically: a killed run never leaves half a file."""
     data = encode_nmnist(events)
-    atomic_write(path, lambda fh: fh.write(data))
+    atomic_write(path, lambda fh: fh.write(data), fsync=False)
 
 
 def check_nmnist_file(path: str | Path) -> None:
