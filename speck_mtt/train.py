@@ -133,8 +133,16 @@ def check_input_shape(model: SpikingNet, frame_shape: list[int]) -> None:
                             f"{list(frame_shape)}; pick the recipe's model.arch for this dataset")
 
 
+NEURON_PARAMETERS = ("spike_threshold", "min_v_mem")  # sinabs registers these as parameters; SPEC fixes them
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Weights (and unlocked BN affine terms); never the neuron threshold or floor."""
+    return [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith(NEURON_PARAMETERS)]
+
+
 def make_optimizer(recipe: dict[str, Any], ph: PhaseSettings, model: torch.nn.Module):
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = trainable_parameters(model)
     name = recipe["train"]["optimizer"]
     if name == "adamw":
         opt = torch.optim.AdamW(params, lr=ph.lr, weight_decay=ph.weight_decay)
@@ -409,16 +417,22 @@ def train_cmd(
     epochs: Annotated[Optional[int], typer.Option(help="Epochs of the phase being run.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default runs/RECIPE-METHOD[-quick]).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt exactly.")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="CI-sized run: the recipe's [quick] overrides.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="CI-sized run: the recipe's quick section.")] = False,
     data_dir: Annotated[Optional[str], typer.Option(help="Dataset folder (default $SPECK_MTT_DATA or ./data).")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Override the recipe's dataset (e.g. nmnist-sim).")] = None,
     phase: Annotated[str, typer.Option(help="base | bias-removal (absorb BN, drop bias, fine-tune).")] = "base",
     from_: Annotated[Optional[Path], typer.Option("--from", help="Base checkpoint for --phase bias-removal.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu | cuda (default: cuda when present).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Recipe override section.key=value (repeatable).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice; "
+                                                   "1 is often faster on a busy or small machine).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
 ) -> None:
     """Train a spiking network with MTT (or a baseline) and report its accuracy at every T."""
+    if threads is not None:
+        if threads < 1:
+            raise SpeckMttError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
     overrides = parse_set(set_ or [])
     section = "train" if phase == "base" else "bias_removal"
     for key, value in (("method", method), ("epochs", epochs)):

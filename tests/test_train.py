@@ -1,0 +1,131 @@
+"""The training loop and a whole run on tiny in-memory frames (no dataset files needed)."""
+
+import json
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from speck_mtt.checkpoint import load_checkpoint, model_from_checkpoint
+from speck_mtt.errors import SpeckMttError
+from speck_mtt.models import build_model
+from speck_mtt.mtt.config import ConfigSampler
+from speck_mtt.mtt.losses import mean_output_ce
+from speck_mtt.recipes import load_recipe
+from speck_mtt.speck.bn import bn_modules
+from speck_mtt.train import NonFiniteLoss, run, train_epoch, trainable_parameters
+
+torch.set_num_threads(1)  # tiny tensors: one thread is faster, and the CI machine is shared
+
+
+def tiny_frames(n, t=3, seed=0, nan=False):
+    """(N, T, 2, 34, 34) event counts whose class shows in where the events fall."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (n,), generator=g)
+    x = torch.poisson(torch.full((n, t, 2, 34, 34), 0.05), generator=g)
+    for i, c in enumerate(y.tolist()):
+        x[i, :, :, 3 * c:3 * c + 4, 4:30] += 1.0
+    if nan:
+        x[0, 0, 0, 0, 0] = float("nan")
+    return TensorDataset(x, y)
+
+
+def tiny_recipe(**train):
+    rec = load_recipe("nmnist", overrides={
+        "data": {"batch_size": 4}, "eval": {"batch_size": 16},
+        "train": {"t_max": 3, "epochs": 2, "calib_batches": 1, "lr": 5e-3} | train,
+        "bias_removal": {"epochs": 1}})
+    return rec
+
+
+def test_gradients_of_the_draws_are_summed():
+    torch.manual_seed(0)
+    model = build_model("nmnist_3c1fc", bn=False)
+    x, y = tiny_frames(4).tensors
+    opt = torch.optim.SGD(trainable_parameters(model), lr=0.0)  # a step that changes nothing: grads stay readable
+    train_epoch(model, [(x, y)], ConfigSampler("mtt", 4, 1, 3, 3, draws=3, seed=5), mean_output_ce, opt, "cpu")
+    params = trainable_parameters(model)
+    assert len(params) == 4  # the four weight tensors; thresholds are not trained
+    summed = [p.grad.clone() for p in params]
+    expected = [torch.zeros_like(p) for p in params]
+    for config in ConfigSampler("mtt", 4, 1, 3, 3, draws=3, seed=5).iteration():
+        model.zero_grad()
+        mean_output_ce(model(x, config), y).backward()
+        expected = [e + p.grad for e, p in zip(expected, params)]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(summed, expected))
+    assert any(a.abs().sum() > 0 for a in summed)
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_resume_after_crash_equals_uninterrupted_run(tmp_path):
+    data = (tiny_frames(8), tiny_frames(4, seed=1))
+    full = run(tiny_recipe(), tmp_path / "full", datasets=data, progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(tiny_recipe(), tmp_path / "cut", datasets=data, progress=False, crash_after_epoch=1)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1 and not (tmp_path / "cut" / "model.pt").exists()
+    resumed = run(tiny_recipe(), tmp_path / "cut", datasets=data, progress=False, resume=True)
+    a, b = _weights(tmp_path / "full" / "model.pt"), _weights(tmp_path / "cut" / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["eval"]["accuracy"] == full["eval"]["accuracy"]
+    metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert (tmp_path / "full" / "eval.csv").is_file() and (tmp_path / "full" / "eval.png").is_file()
+    ck = load_checkpoint(tmp_path / "full" / "model.pt")
+    assert (ck["method"], ck["t_min"], ck["t_max"], ck["phase"], ck["epoch"]) == ("mtt", 1, 3, "base", 2)
+    assert ck["eval"]["t"] == [1, 2, 3]
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    data = (tiny_frames(4), tiny_frames(4, seed=1))
+    rec = tiny_recipe(epochs=1)
+    run(rec, tmp_path, datasets=data, progress=False)
+    before = (tmp_path / "model.pt").read_bytes()
+    with pytest.raises(SpeckMttError, match="already holds a run"):
+        run(tiny_recipe(epochs=1), tmp_path, datasets=data, progress=False)
+    assert (tmp_path / "model.pt").read_bytes() == before
+    with pytest.raises(SpeckMttError, match="another recipe"):
+        run(tiny_recipe(epochs=1, lr=1e-2), tmp_path, datasets=data, progress=False, resume=True)
+
+
+def test_nan_loss_is_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
+    good, test = tiny_frames(4), tiny_frames(4, seed=1)
+    with pytest.raises(RuntimeError):
+        run(tiny_recipe(epochs=2), tmp_path, datasets=(good, test), progress=False, crash_after_epoch=1)
+    last = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(NonFiniteLoss, match="non-finite loss .* epoch 2"):
+        run(tiny_recipe(epochs=2), tmp_path, datasets=(tiny_frames(4, nan=True), test), progress=False, resume=True)
+    assert (tmp_path / "last.pt").read_bytes() == last and not (tmp_path / "model.pt").exists()
+
+
+def test_bias_removal_phase_gives_a_bias_free_bn_free_model(tmp_path):
+    data = (tiny_frames(8), tiny_frames(4, seed=1))
+    run(tiny_recipe(epochs=1), tmp_path / "base", datasets=data, progress=False)
+    summary = run(tiny_recipe(epochs=1), tmp_path / "br", phase="bias-removal",
+                  from_ckpt=tmp_path / "base" / "model.pt", datasets=data, progress=False)
+    ck = load_checkpoint(tmp_path / "br" / "model.pt")
+    assert ck["arch_kwargs"]["bn"] is False and ck["phase"] == "bias-removal"
+    model = model_from_checkpoint(ck)
+    assert not bn_modules(model) and not [n for n, _ in model.named_parameters() if "bias" in n]
+    assert summary["eval_absorbed"]["t"] == [1, 3] and len(summary["eval"]["t"]) == 3
+    with pytest.raises(SpeckMttError, match="needs --from"):
+        run(tiny_recipe(epochs=1), tmp_path / "x", phase="bias-removal", datasets=data, progress=False)
+
+
+@pytest.mark.parametrize("method", ["sdt", "nmt", "slt"])
+def test_baseline_methods_and_tet_run(tmp_path, method):
+    data = (tiny_frames(4), tiny_frames(4, seed=1))
+    s = run(tiny_recipe(epochs=1, method=method, loss="tet", tit_t=0), tmp_path, datasets=data, progress=False)
+    assert s["method"] == method and len(s["eval"]["accuracy"]) == 3
+
+
+def test_cli_bad_recipe_key_is_one_line_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", "from speck_mtt.cli import main; main()", "train", "nmnist", "--set", "train.foo=1",
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("error: override: unknown recipe key train.foo")
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
