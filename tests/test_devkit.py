@@ -165,3 +165,19 @@ def test_unplug_keeps_what_was_recorded_and_resume_finishes(tiny_dir, tmp_path, 
     assert rec.extras["first_output_us"].min() >= -1 and rec.extras["n_input"].tolist() == [300] * 5
     first = chip2.seen_rows[0]
     assert first["timestamp"][0] == 0 and (first["layer"] == artifact["layers"][0]["core"]).all()
+
+
+def test_hardware_wired_net_does_what_the_hardware_test_expects():
+    """The one-event hardware test's expectations hold in the simulator (checked without a devkit)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "hardware_tests" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("hardware_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    artifact = layout_model(module.wired_nmnist(target_class=3), "speck2e").artifact
+    for (x, y, p), expected in [((0, 0, 0), 1), ((9, 17, 1), 1), ((4, 4, 0), 0), ((33, 33, 1), 0)]:
+        result = simulate(artifact, np.array([(x, y, p, 0)], EV))
+        assert result.counts.tolist() == [0, 0, 0, expected] + [0] * 6
+        assert result.layer_spikes[0] == 1

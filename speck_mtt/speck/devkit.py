@@ -296,7 +296,7 @@ def measure_on_devkit(deploy_dir: Path, dataset: str | Sequence[tuple[np.ndarray
     """Stream each sample to the devkit and record its output spike counts (SPEC §6).
 
     dataset: a dataset name (event_dataset of `split`) or a sequence of (events, label).
-    record: the .npz written as samples complete (default DEPLOY_DIR/recording-speck2e.npz);
+    record: the .npz written as samples complete (default DEPLOY_DIR/recording-speck2e-<time>.npz);
     resume=True skips the samples it already holds. An unplugged devkit or a timeout stops the
     run with a DeviceError after saving what was recorded. Input drops are not reported by the
     devkit, so they are not counted (compare with the simulator's SD instead).
@@ -306,7 +306,9 @@ def measure_on_devkit(deploy_dir: Path, dataset: str | Sequence[tuple[np.ndarray
     artifact = load_artifact(deploy_dir)
     io = chip_io(artifact)
     samples, name = _samples(dataset, split, data_dir, limit)
-    record = Path(record) if record is not None else deploy_dir / "recording-speck2e.npz"
+    if record is None:  # a fresh file per run, so repeated runs (chip vs chip) never collide
+        record = deploy_dir / f"recording-speck2e-{time.strftime('%Y%m%d-%H%M%S')}.npz"
+    record = Path(record)
     meta = {"backend": "speck2e", "dataset": name, "split": split, "layer": io.spiking_layer,
             "readout": io.readout, "model_hash": file_hash(deploy_dir / "artifact.pt"), "deploy_dir": str(deploy_dir),
             "quiet_ms": quiet_ms, "input_core": io.input_core, "output_core": io.output_core,
