@@ -181,3 +181,46 @@ def test_hardware_wired_net_does_what_the_hardware_test_expects():
         result = simulate(artifact, np.array([(x, y, p, 0)], EV))
         assert result.counts.tolist() == [0, 0, 0, expected] + [0] * 6
         assert result.layer_spikes[0] == 1
+
+
+def _session(readout="spikes"):
+    """A DevkitSession over plain objects that log the samna calls it receives (their order is SPEC §6)."""
+    from types import SimpleNamespace
+
+    log = []
+    event_types = {}
+    for name in ("Spike", "ReadNeuronValue", "NeuronValue"):
+        event_types[name] = type(name, (), {"timestamp": 0})
+    out_buffer = SimpleNamespace(get_events=list)
+    in_buffer = SimpleNamespace(write=lambda evs: log.append(("write", [type(e).__name__ for e in evs])))
+    watch = SimpleNamespace(reset=lambda: log.append(("watch reset",)), start=lambda: log.append(("watch start",)),
+                            stop=lambda: log.append(("watch stop",)))
+    model = SimpleNamespace(apply_configuration=lambda cfg: log.append(("apply", cfg)))
+    handle = SimpleNamespace(get_stop_watch=lambda: watch, get_model=lambda: model)
+    network = SimpleNamespace(samna_device=handle, samna_config="cfg", samna_output_buffer=out_buffer,
+                              samna_input_buffer=in_buffer)
+    builder = SimpleNamespace(reset_states=lambda cfg: log.append(("zero states", cfg)))
+    samna = SimpleNamespace(speck2e=SimpleNamespace(event=SimpleNamespace(**event_types)))
+    io = chip_io({**{"layers": [{"core": 2, "input_shape": [2, 4, 4], "output_shape": [3, 1, 1], "readout": readout,
+                                 "threshold_high": 10.0, "destinations": []}]}, "input_shape": [2, 4, 4]})
+    return devkit.DevkitSession(samna, "speck2edevkit:0", network, io, [2], 0.0, builder), log, event_types
+
+
+def test_session_order_reset_flush_stopwatch_write_read():
+    session, log, types = _session()
+    spike = types["Spike"]()
+    spike.layer, spike.feature, spike.x, spike.y, spike.timestamp = 2, 1, 0, 0, 7
+    session.network.samna_output_buffer.get_events = iter([["old"], [spike], []]).__next__
+    rows = np.array([(2, 1, 3, 0, 0), (2, 0, 1, 1, 500)], OUTPUT_SPIKE)
+    out = session.run(rows, quiet_s=0.0, timeout_s=1.0)
+    names = [entry[0] for entry in log]
+    assert names == ["zero states", "apply", "watch reset", "watch start", "write", "watch stop"]
+    assert log[4][1] == ["Spike", "Spike"]
+    assert out.spikes.tolist() == [(2, 1, 0, 0, 7)]  # the flushed "old" event is not counted
+
+
+def test_session_timeout_is_a_device_error():
+    session, _, _ = _session()
+    session.network.samna_output_buffer.get_events = lambda: ["busy"]
+    with pytest.raises(DeviceError, match="still sent events"):
+        session.run(np.zeros(0, OUTPUT_SPIKE), quiet_s=0.0, timeout_s=0.01)
