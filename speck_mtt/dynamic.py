@@ -271,7 +271,7 @@ def energy_at_t(model: SpikingNet, dataset: torch.utils.data.Dataset, ts: Sequen
     return rows
 
 
-DEFAULT_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
+DEFAULT_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # IF heads: low (small counts)
 
 
 def dynamic_report(run: StepwiseRun, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,

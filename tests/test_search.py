@@ -11,7 +11,7 @@ from torch import nn
 
 from speck_mtt.errors import SpeckMttError
 from speck_mtt.models import build_model
-from speck_mtt.mtt.search import (energy, evaluate_configs, fit_sqrt_model, render_search, sample_configs,
+from speck_mtt.mtt.search import (energy, evaluate_configs, fit_rates, fit_sqrt_model, render_search, sample_configs,
                                   search_best, search_configuration)
 
 
@@ -45,6 +45,16 @@ def test_fit_recovers_known_coefficients():
     assert fit.as_dict()["max_abs_residual"] > 0
     with pytest.raises(SpeckMttError, match="cannot fit"):
         fit_sqrt_model(cs[:3], acc[:3])
+
+
+def test_fit_rates_non_negative():
+    cs = np.array(sample_configs(18, 3, 1, 10, seed=2), float)
+    rates, r2 = fit_rates(cs, cs @ [5.0, 0.5, 2.0])
+    assert np.allclose(rates, [5.0, 0.5, 2.0]) and r2 == pytest.approx(1.0)
+    # a stage that would need a negative rate is held at 0 and the others refitted
+    y = cs @ [5.0, 0.0, 2.0] - 0.3 * cs[:, 1]
+    rates, r2 = fit_rates(cs, y)
+    assert rates[1] == 0 and (rates >= 0).all() and r2 < 1.0
 
 
 def _brute(fit, rates, lo, hi, bound):
@@ -124,11 +134,13 @@ def test_driver_with_callback():
 
     def score(configs):
         return [{"config": list(c), "accuracy": float(np.sqrt(np.array(c, float)) @ w + b),
-                 "spikes_per_sample": float(sum(c)), "synops_per_sample": 0.0,
+                 "spikes_per_sample": float(c[0] + 3 * c[1]), "synops_per_sample": 0.0,
                  "stage_spike_rate": [1.0, 3.0], "stage_synops_rate": [0.0, 0.0]} for c in configs]
 
     res = search_configuration(Two(), None, 1, 6, n_configs=8, energy_bound=10.0, evaluate=score)
     assert np.allclose(res["fit"]["w"], w) and res["fit"]["b"] == pytest.approx(b)
+    assert np.allclose(res["rates"], [1.0, 3.0]) and res["energy_model"]["r2"] == pytest.approx(1.0)
+    assert res["best"]["within_bound_measured"]
     assert res["best"]["energy"] <= 10.0 and res["best"]["config"] == [6, 1]  # T1 + 3 T2 <= 10: (6,1) beats (4,2)
 
 
@@ -146,7 +158,7 @@ def test_search_cli_on_nmnist_sim(tmp_path):
     app = typer.Typer()
     app.command()(search_cmd)
     res = CliRunner().invoke(app, [str(tmp_path / "model.pt"), "--data-dir", str(tmp_path / "data"), "--samples", "3",
-                                   "--configs", "6", "--energy", "synops", "--keep-input-stage",
+                                   "--configs", "6", "--energy", "synops", "--keep-input-stage", "--rates", "uniform",
                                    "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert "Temporal-configuration search (4 stages, T in [1, 3])" in res.output
