@@ -173,6 +173,8 @@ def validate(recipe: dict[str, Any]) -> None:
         raise _fail(f"impossible T range [{tr['t_min']}, {tr['t_max']}]: need 1 <= train.t_min <= train.t_max")
     if not 0 <= tr["t_sdt"] <= tr["t_max"] or not 0 <= tr["tit_t"] <= tr["t_max"]:
         raise _fail(f"train.t_sdt and train.tit_t must lie in [1, t_max={tr['t_max']}] (0 = default)")
+    if tr["tit_t"] and tr["method"] != "sdt":
+        raise _fail("TIT (train.tit_t) schedules SDT's fixed T; use it with train.method = \"sdt\"")
     if tr["tit_t"] and not 0 < tr["tit_epochs"] < tr["epochs"]:
         raise _fail("TIT needs 0 < train.tit_epochs < train.epochs (fine-tune epochs at the target T)")
     for key in ("ts", "epoch_ts"):

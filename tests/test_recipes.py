@@ -37,7 +37,8 @@ def test_parse_set_values():
     ({"train": {"epochs": "ten"}}, "train.epochs must be int"),
     ({"train": {"method": "bptt"}}, "unknown training method"),
     ({"eval": {"ts": [1, 11]}}, "outside [1, t_max=10]"),
-    ({"train": {"tit_t": 2, "tit_epochs": 0}}, "TIT needs"),
+    ({"train": {"method": "sdt", "tit_t": 2, "tit_epochs": 0}}, "TIT needs"),
+    ({"train": {"tit_t": 2, "tit_epochs": 1}}, "use it with train.method"),
 ])
 def test_invalid_recipes_are_one_line_errors(over, needle):
     with pytest.raises(SpeckMttError) as e:

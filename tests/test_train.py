@@ -13,7 +13,7 @@ from speck_mtt.mtt.config import ConfigSampler
 from speck_mtt.mtt.losses import mean_output_ce
 from speck_mtt.recipes import load_recipe
 from speck_mtt.speck.bn import bn_modules
-from speck_mtt.train import NonFiniteLoss, run, train_epoch, trainable_parameters
+from speck_mtt.train import NonFiniteLoss, fixed_t, run, train_epoch, trainable_parameters
 
 torch.set_num_threads(1)  # tiny tensors: one thread is faster, and the CI machine is shared
 
@@ -129,3 +129,9 @@ def test_cli_bad_recipe_key_is_one_line_exit_2(tmp_path):
                         "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("error: override: unknown recipe key train.foo")
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_tit_schedule_trains_small_t_then_the_target():
+    rec = load_recipe("nmnist", overrides={"train": {"method": "sdt", "epochs": 5, "tit_t": 2, "tit_epochs": 2}})
+    assert [fixed_t(rec, e, 5) for e in range(5)] == [2, 2, 2, 10, 10]
+    assert [fixed_t(load_recipe("nmnist", overrides={"train": {"t_sdt": 4}}), e, 5) for e in range(2)] == [4, 4]

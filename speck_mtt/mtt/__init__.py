@@ -1,5 +1,8 @@
 """Mixed Time-step Training: temporal transformation, temporal configurations, losses."""
 
+from .config import METHODS, ConfigSampler
+from .losses import LOSSES, make_loss, mean_output_ce, tet_loss
 from .ttm import TTM, group_bounds, resample_time
 
-__all__ = ["TTM", "group_bounds", "resample_time"]
+__all__ = ["LOSSES", "METHODS", "TTM", "ConfigSampler", "group_bounds", "make_loss", "mean_output_ce",
+           "resample_time", "tet_loss"]
