@@ -13,6 +13,8 @@ from speck_mtt.distributed import DistInfo, allreduce_gradients, allreduce_sum, 
 from speck_mtt.models import build_model
 from speck_mtt.mtt.losses import mean_output_ce
 
+torch.set_num_threads(1)  # tiny tensors; forked children inherit it
+
 
 def _free_port() -> int:
     with socket.socket() as s:
