@@ -1,4 +1,5 @@
-"""The `speck-mtt` command: train | deploy | measure | data. Each area owns its command function."""
+"""The `speck-mtt` command: train | deploy | measure | report | early-exit | search | data.
+Each area owns its command function; this module only wires them up."""
 
 from __future__ import annotations
 
@@ -14,13 +15,19 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 
 def _register() -> None:
     from .data.cli import app as data_app
+    from .dynamic import dynamic_cmd
     from .measure import measure_cmd
+    from .mtt.search import search_cmd
+    from .report import report_cmd
     from .speck.deploy import deploy_cmd
     from .train import train_cmd
 
     app.command("train")(train_cmd)
     app.command("deploy")(deploy_cmd)
     app.command("measure")(measure_cmd)
+    app.command("report")(report_cmd)
+    app.command("early-exit")(dynamic_cmd)
+    app.command("search")(search_cmd)
     app.add_typer(data_app, name="data", help="Inspect and prepare datasets (real or built-in offline).")
 
 

@@ -199,6 +199,19 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
     return report
 
 
+def _search(deploy_dir: Path, dataset: str, data_dir: Path | None, limit: int | None) -> dict[str, Any]:
+    """The temporal-configuration search with `speck-mtt search`'s defaults, written beside the measurement."""
+    from .dynamic import checkpoint_and_test_frames
+    from .io import save_text
+    from .mtt.search import render_search, search_configuration
+
+    model, data, t_max, _ = checkpoint_and_test_frames(deploy_dir / "model.pt", dataset, data_dir, None, limit)
+    result = search_configuration(model, data, 1, t_max)
+    save_json(result, deploy_dir / "search.json")
+    save_text(render_search(result), deploy_dir / "search.md")
+    return result
+
+
 def _pct(value: float | None) -> str:
     return "undefined (reference has no spike)" if value is None else f"{value:.2%}"
 
@@ -223,12 +236,18 @@ def measure_cmd(
                                                                             "(repeatable).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Result JSON (default DEPLOY_DIR/"
                                                               "measure-<backend>.json).")] = None,
+    search_config: Annotated[bool, typer.Option("--search-config", help="Also search the stage-wise T of "
+                                                "DEPLOY_DIR/model.pt under an energy bound (paper A.8/A.9; "
+                                                "`speck-mtt search` has every option); writes search.json/.md.")]
+    = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result JSON to stdout.")] = False,
 ) -> None:
     """Accuracy, spike difference (vs torch at T, vs recordings), spikes, SynOps and samples/s."""
     report = measure(deploy_dir, backend.value, dataset, data_dir, limit, t, workers, float_mode, record, compare, out)
     if report is None:
         return
+    if search_config:
+        report["search"] = _search(deploy_dir, report["dataset"], data_dir, limit)
     if json_out:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -244,4 +263,8 @@ def measure_cmd(
     for row in report["compare"]:
         typer.echo(f"  vs {row['reference']}: SD {_pct(row['sd'])} on {row['n_common']} common samples")
     typer.echo(f"  wrote {report['written']}" + (f" and {report['record']}" if "record" in report else ""))
+    if "search" in report:
+        from .mtt.search import render_search
+
+        typer.echo(render_search(report["search"]) + f"  wrote {deploy_dir / 'search.json'}")
     sys.stdout.flush()
