@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The paper's experiment for one dataset, end to end, into one results folder:
+#   per method: base training -> bias removal (absorb BN, drop bias, locked-BN fine-tune with the
+#   same method) -> deploy -> measure on the simulator (and on a Speck2e devkit when one is
+#   connected, twice, for the chip-vs-chip SD) ; then the Table-5 report.
+# Re-running continues: a finished step is skipped, an interrupted training run resumes.
+#
+# usage: recipes/paper.sh RECIPE DATASET RESULTS [extra `speck-mtt train` options...]
+# env:   SPECK (the speck-mtt command), PY (the python that has speck_mtt), METHODS (default "mtt sdt"), TARGET (speck2e | sim),
+#        T (T of the torch-vs-simulator comparison; default the recipe's T_max), LIMIT (test samples)
+set -euo pipefail
+recipe=$1 dataset=$2 results=$3
+shift 3
+SPECK=${SPECK:-speck-mtt}
+PY=${PY:-python3}
+METHODS=${METHODS:-mtt sdt}
+TARGET=${TARGET:-speck2e}
+limit=${LIMIT:+--limit $LIMIT}
+mkdir -p "$results"
+start=$(date +%s)
+
+train() {  # OUT [train options]: skip when OUT/model.pt exists, resume when OUT/last.pt exists
+    local out=$1
+    shift
+    if [ -f "$out/model.pt" ]; then echo "== $out/model.pt exists, skipped"; return; fi
+    local resume=()
+    [ -f "$out/last.pt" ] && resume=(--resume)
+    echo "== train $recipe $* -> $out"
+    $SPECK train "$recipe" --dataset "$dataset" --out "$out" "${resume[@]}" "$@"
+}
+
+chip=0  # find_devkit never imports the PyPI samna stub: it checks for the real samna first
+if [ "$TARGET" = speck2e ] && $PY -c 'from speck_mtt.speck.devkit import find_devkit; find_devkit()' 2>/dev/null; then
+    chip=1
+fi
+[ $chip = 1 ] && echo "== Speck2e devkit found: measuring on the chip too" \
+              || echo "== no Speck2e devkit (or no real samna): simulator only"
+
+for m in $METHODS; do
+    r="$results/$m"
+    train "$r/base" --method "$m" "$@"
+    train "$r" --phase bias-removal --method "$m" --from "$r/base/model.pt" "$@"
+    if [ ! -f "$r/deploy/artifact.pt" ]; then
+        echo "== deploy $r/model.pt --target $TARGET"
+        $SPECK deploy "$r/model.pt" --target "$TARGET" --dataset "$dataset" --out "$r/deploy"
+    fi
+    t=${T:-$($PY -c 'import sys, torch; print(torch.load(sys.argv[1], weights_only=True)["t_max"])' "$r/model.pt")}
+    echo "== measure $r/deploy on the simulator (vs torch at T=$t)"
+    $SPECK measure "$r/deploy" --backend sim --dataset "$dataset" --t "$t" $limit \
+        --record "$r/deploy/measure-sim.npz"
+    if [ $chip = 1 ]; then
+        for run in 1 2; do
+            $SPECK measure "$r/deploy" --backend speck2e --dataset "$dataset" $limit \
+                --record "$r/deploy/measure-speck2e-$run.npz" --out "$r/deploy/measure-speck2e-$run.json"
+        done
+    fi
+done
+$SPECK report "$results"
+echo "== $results done in $(( $(date +%s) - start )) s"
