@@ -7,11 +7,14 @@ formula applies. Each case runs in forked children (modules already imported): o
 resets its peak-RSS counter (/proc/self/clear_refs) and records the peak, so the peak memory of
 one case never hides another's;
 time is the mean of two epochs after a warm-up epoch.
+
+BENCH_DEVICE=cuda runs every case on the GPU instead (peak memory: torch.cuda.max_memory_allocated).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from pathlib import Path
 
@@ -27,13 +30,19 @@ from speck_mtt.mtt.losses import mean_output_ce
 from speck_mtt.train import train_epoch
 
 N, BATCH, T_MAX, T_MIN, DRAWS = 256, 64, 10, 1, 3
+DEVICE = torch.device(os.environ.get("BENCH_DEVICE", "cpu"))
 
 
 def _data() -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
     x = torch.poisson(torch.full((N, T_MAX, 2, 34, 34), 0.3), generator=g)
     y = torch.randint(0, 10, (N,), generator=g)
-    return [(x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, N, BATCH)]
+    return [(x[i:i + BATCH].to(DEVICE), y[i:i + BATCH].to(DEVICE)) for i in range(0, N, BATCH)]
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def _status_kb(key: str) -> int | None:
@@ -57,7 +66,7 @@ def _reset_peak() -> bool:
 
 def _speck_mtt_epoch(method: str):
     torch.manual_seed(0)
-    model = build_model("nmnist_3c1fc", bn=False)
+    model = build_model("nmnist_3c1fc", bn=False).to(DEVICE)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     sampler = ConfigSampler(method, model.n_stages(), T_MIN, T_MAX, T_MAX, draws=DRAWS, input_stage="draw", seed=0)
     drawn: list[list[int]] = []
@@ -66,7 +75,7 @@ def _speck_mtt_epoch(method: str):
 
     def epoch(data):
         drawn.clear()
-        train_epoch(model, data, sampler, mean_output_ce, opt, torch.device("cpu"))
+        train_epoch(model, data, sampler, mean_output_ce, opt, DEVICE)
         return list(drawn)
     return epoch
 
@@ -83,7 +92,7 @@ def _plain_sinabs_epoch():
         nn.Conv2d(2, 8, 3, padding=1, bias=False), neuron(), nn.AvgPool2d(2),
         nn.Conv2d(8, 16, 3, padding=1, bias=False), neuron(), nn.AvgPool2d(2),
         nn.Conv2d(16, 16, 3, stride=2, padding=1, bias=False), neuron(),
-        nn.Flatten(), nn.Linear(256, 10, bias=False), neuron())
+        nn.Flatten(), nn.Linear(256, 10, bias=False), neuron()).to(DEVICE)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     def epoch(data):
@@ -118,6 +127,14 @@ def _case(name: str, measure: str, queue) -> None:
     data = _data()
     epoch = _plain_sinabs_epoch() if name == "plain" else _speck_mtt_epoch(name)
     epoch(data if measure == "time" else data[:1])  # warm-up
+    if measure == "memory" and DEVICE.type == "cuda":
+        _sync()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        epoch(data)
+        _sync()
+        queue.put({"peak_mb": (torch.cuda.max_memory_allocated() - base) / 2**20})
+        return
     if measure == "memory":
         ok = _reset_peak()
         rss0 = _status_kb("VmRSS")
@@ -125,9 +142,11 @@ def _case(name: str, measure: str, queue) -> None:
         peak = _status_kb("VmHWM")
         queue.put({"peak_mb": (peak - rss0) / 1024 if ok and peak and rss0 else None})
         return
+    _sync()
     start, drawn = time.perf_counter(), []
     for _ in range(2):
         drawn += epoch(data) or []
+    _sync()
     wall = (time.perf_counter() - start) / 2
     # cost of the configurations actually drawn, relative to SDT at T_max: sum of stage T / (S*T_max)
     realized = sum(sum(c) for c in drawn) / (len(drawn[0]) * T_MAX) / (2 * len(data)) if drawn else None
@@ -153,7 +172,7 @@ def run_case(name: str, measure: str) -> dict:
 def main() -> None:
     theory = ConfigSampler("mtt", 4, T_MIN, T_MAX, T_MAX, draws=DRAWS, input_stage="draw").expected_cost_ratio()
     print(f"{N} samples, batch {BATCH}, T_max {T_MAX}, MTT T in [{T_MIN},{T_MAX}] per stage, M = {DRAWS}, "
-          f"{torch.get_num_threads()} torch threads")
+          f"{torch.get_num_threads()} torch threads, device {DEVICE}")
     res = {name: run_case(name, "time") | run_case(name, "memory") for name in ("sdt", "mtt", "plain")}
     for name, label in (("sdt", "speck-mtt SDT (T=10)"), ("mtt", "speck-mtt MTT"), ("plain", "plain sinabs SDT")):
         r = res[name]
