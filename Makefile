@@ -5,7 +5,7 @@ SPECK ?= .venv/bin/speck-mtt
 RESULTS ?= results
 PAPER = SPECK=$(SPECK) PY=$(PY) recipes/paper.sh
 
-.PHONY: install test bench demo hardware-test nmnist-sim nmnist gesture-sim gesture cifar10dvs
+.PHONY: install test bench demo hardware-test nmnist-sim nmnist-sim-t30 nmnist gesture-sim gesture cifar10dvs
 
 install:
 	python3 -m venv .venv
@@ -29,6 +29,11 @@ demo:
 # The paper's experiments (MTT and SDT: base, bias removal, deploy, simulator [+ chip], Table 5).
 nmnist-sim:
 	$(PAPER) nmnist nmnist-sim $(RESULTS)/nmnist-sim
+
+# The same at T_max = 30 (10 ms frames instead of 30 ms): on nmnist-sim the event-driven
+# accuracy follows the training resolution (README, Results).
+nmnist-sim-t30:
+	$(PAPER) nmnist nmnist-sim $(RESULTS)/nmnist-sim-t30 --set train.t_max=30
 
 gesture-sim:
 	$(PAPER) gesture gesture-sim $(RESULTS)/gesture-sim --set train.epochs=30 --set bias_removal.epochs=5
