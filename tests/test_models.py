@@ -60,3 +60,26 @@ def test_state_reset_between_forwards():
     x = torch.rand(1, 5, 2, 34, 34) * 3
     with torch.no_grad():
         torch.testing.assert_close(m(x), m(x))
+
+
+@pytest.mark.parametrize("t", [1, 7])
+def test_multistep_if_equals_sinabs_iafsqueeze(t):
+    """Same spikes, membrane and input gradients as sinabs' own IAFSqueeze (only the time loop differs)."""
+    import sinabs.layers as sl
+
+    from speck_mtt.models.neurons import multistep_if
+
+    ours = multistep_if()
+    ref = sl.IAFSqueeze(**ours.arg_dict)
+    assert type(ref) is sl.IAFSqueeze
+    x = (3 * torch.randn(3 * t, 4, 5, 5)).requires_grad_()
+    xr = x.detach().clone().requires_grad_()
+    for layer in (ours, ref):
+        layer.batch_size = 3
+    out, out_ref = ours(x), ref(xr)
+    assert torch.equal(out, out_ref) and out.sum() > 0
+    assert torch.equal(ours.v_mem, ref.v_mem)
+    w = torch.randn_like(out)
+    (out * w).sum().backward()
+    (out_ref * w).sum().backward()
+    assert torch.allclose(x.grad, xr.grad, atol=1e-6)

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import SpeckMttError
 from ..mtt.ttm import resample_time
-from .neurons import multistep_if
+from .neurons import multistep_if, with_sinabs_neurons
 
 Head = Literal["if", "membrane"]
 
@@ -88,8 +88,9 @@ class SpikingNet(nn.Module):
         sinabs.reset_states(self)
 
     def to_sequential(self) -> nn.Sequential:
-        """The flat layer list (shared modules, not copies) for sinabs' DynapCNN conversion."""
-        return nn.Sequential(*[layer for block in self.blocks for layer in block])
+        """The flat layer list for sinabs' DynapCNN conversion: weight and pooling modules shared,
+        neurons as plain stateless sinabs IAFSqueeze twins (neurons.with_sinabs_neurons)."""
+        return with_sinabs_neurons(nn.Sequential(*[layer for block in self.blocks for layer in block]))
 
     def n_weights(self) -> int:
         """Weights of conv/linear layers (what the paper counts; BN parameters excluded)."""

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..errors import FitError
 from ..models import SpikingNet
-from ..models.neurons import MIN_V_MEM, THRESHOLD
+from ..models.neurons import MIN_V_MEM, THRESHOLD, with_sinabs_neurons
 from .fit import (CHIP, FitProblem, LayerGeometry, check_layers, check_modules, module_label, raise_if_problems,
                   unmappable_problem)
 from .samna_guard import dynapcnn
@@ -67,8 +67,8 @@ def sinabs_input(snn: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Module,
     (and discretize) whatever membrane state a previous forward left in the model.
     """
     if not isinstance(snn, nn.Sequential):
-        return snn, False
-    layers = [_stateless(m) if isinstance(m, sl.IAFSqueeze) else m for m in snn]
+        return with_sinabs_neurons(snn), False
+    layers = list(with_sinabs_neurons(snn))
     membrane = bool(layers) and isinstance(layers[-1], (nn.Conv2d, nn.Linear))
     if membrane:
         layers.append(sl.IAFSqueeze(batch_size=1, spike_threshold=THRESHOLD, min_v_mem=MIN_V_MEM))
@@ -76,10 +76,6 @@ def sinabs_input(snn: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Module,
         c, h, w = input_shape
         layers.insert(0, dynapcnn().DVSLayer(input_shape=(h, w), merge_polarities=(c == 1), disable_pixel_array=True))
     return nn.Sequential(*layers), membrane
-
-
-def _stateless(neuron: sl.IAFSqueeze) -> sl.IAFSqueeze:
-    return type(neuron)(**{**neuron.arg_dict, "batch_size": 1})
 
 
 @dataclass
