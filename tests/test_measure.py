@@ -72,3 +72,23 @@ def test_recording_errors(tmp_path):
         load_recording(bad)
     with pytest.raises(SpeckMttError, match="counts must be"):
         Recording(np.zeros(3), np.zeros(3), np.zeros(3))
+
+
+def test_measure_cli_search_config(tmp_path):
+    """`measure --search-config` runs the configuration search on DEPLOY_DIR/model.pt beside the measurement."""
+    from typer.testing import CliRunner
+
+    from speck_mtt.cli import app
+
+    torch.manual_seed(0)
+    model = build_model("nmnist_3c1fc")
+    save_checkpoint(make_checkpoint(model, {}, dataset="nmnist-sim", t_max=3), tmp_path / "ckpt.pt")
+    deploy(tmp_path / "ckpt.pt", "sim", tmp_path / "dep", samples=0)
+    res = CliRunner().invoke(app, ["measure", str(tmp_path / "dep"), "--dataset", "nmnist-sim", "--data-dir",
+                                   str(tmp_path / "data"), "--limit", "4", "--workers", "1", "--search-config",
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    search = json.loads(res.stdout)["search"]
+    assert len(search["samples"]) == 18 and all(1 <= t <= 3 for row in search["samples"] for t in row["config"])
+    assert json.loads((tmp_path / "dep" / "search.json").read_text())["fit"] == search["fit"]
+    assert (tmp_path / "dep" / "search.md").read_text().startswith("## Temporal-configuration search")
