@@ -62,9 +62,10 @@ def sinabs_input(snn: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Module,
 
     For a Sequential: a leading pooling layer gets sinabs' DVSLayer (pixel array disabled) in
     front, which sinabs then folds the pooling into; a trailing weight layer gets a neuron (its
-    thresholds are made unreachable after discretization). Shares the weight modules; the
-    caller's model is not changed. Neurons are replaced by stateless twins: sinabs would copy
-    (and discretize) whatever membrane state a previous forward left in the model.
+    thresholds are made unreachable after discretization). A Sequential shares its weight
+    modules, any other module is copied; the caller's model is not changed. Neurons are replaced
+    by stateless plain IAFSqueeze twins: sinabs would copy (and discretize) whatever membrane
+    state a previous forward left in the model, and it matches layer types exactly.
     """
     if not isinstance(snn, nn.Sequential):
         return with_sinabs_neurons(snn), False
