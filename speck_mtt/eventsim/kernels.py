@@ -155,20 +155,6 @@ def _scratch(lay):
 
 
 @njit(cache=True)
-def _drain(lay, weights, th_hi, th_lo, dptr, didx, l, room, state, pend, npend, counts, synops,
-           oy_buf, ky_buf, ox_buf, kx_buf, fired):
-    """Deliver every spike queued for layer l, in arrival order; spikes they cause queue for
-    later layers. Returns the queue (growing it may reallocate)."""
-    j = 0
-    while j < npend[l]:
-        pend = _ensure_room(pend, npend, dptr, didx, l, room)
-        _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
-                 pend[l, j, 2], state, pend, npend, counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
-        j += 1
-    return pend
-
-
-@njit(cache=True)
 def run_events(xs, ys, ps, lay, weights, th_hi, th_lo, dptr, didx, state, counts, synops):
     """Event by event: each input event goes to layer 0 and every spike it causes is delivered
     downstream (layers in index order, each in arrival order) before the next input event."""
@@ -182,8 +168,12 @@ def run_events(xs, ys, ps, lay, weights, th_hi, th_lo, dptr, didx, state, counts
         _deliver(lay, weights, th_hi, th_lo, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
                  counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
         for l in range(1, n_layers):
-            pend = _drain(lay, weights, th_hi, th_lo, dptr, didx, l, room[l], state, pend, npend, counts, synops,
-                          oy_buf, ky_buf, ox_buf, kx_buf, fired)
+            j = 0
+            while j < npend[l]:
+                pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
+                _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
+                         pend[l, j, 2], state, pend, npend, counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
+                j += 1
             npend[l] = 0
 
 
@@ -201,8 +191,12 @@ def run_layerwise(xs, ys, ps, lay, weights, th_hi, th_lo, dptr, didx, state, cou
         _deliver(lay, weights, th_hi, th_lo, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
                  counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
     for l in range(1, n_layers):
-        pend = _drain(lay, weights, th_hi, th_lo, dptr, didx, l, room[l], state, pend, npend, counts, synops,
-                      oy_buf, ky_buf, ox_buf, kx_buf, fired)
+        j = 0
+        while j < npend[l]:
+            pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
+            _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
+                     pend[l, j, 2], state, pend, npend, counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
+            j += 1
 
 
 @njit(cache=True, parallel=True, nogil=True)
