@@ -202,13 +202,11 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
 def _search(deploy_dir: Path, dataset: str, data_dir: Path | None, limit: int | None) -> dict[str, Any]:
     """The temporal-configuration search with `speck-mtt search`'s defaults, written beside the measurement."""
     from .dynamic import checkpoint_and_test_frames
-    from .io import save_text
-    from .mtt.search import render_search, search_configuration
+    from .mtt.search import search_configuration, write_search
 
     model, data, t_max, _ = checkpoint_and_test_frames(deploy_dir / "model.pt", dataset, data_dir, None, limit)
     result = search_configuration(model, data, 1, t_max)
-    save_json(result, deploy_dir / "search.json")
-    save_text(render_search(result), deploy_dir / "search.md")
+    write_search(result, deploy_dir)
     return result
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import sinabs.layers as sl
 import torch
 from sinabs.activation import MembraneSubtract, MultiSpike, SingleExponential
@@ -73,8 +75,6 @@ def with_sinabs_neurons(module: torch.nn.Module) -> torch.nn.Module:
     """
     if isinstance(module, torch.nn.Sequential):
         return torch.nn.Sequential(*[sinabs_twin(m) if isinstance(m, sl.IAFSqueeze) else m for m in module])
-    import copy
-
     module = copy.deepcopy(module)
     for parent in list(module.modules()):
         for name, child in parent.named_children():

@@ -296,6 +296,14 @@ def render_search(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_search(result: dict[str, Any], folder: Path) -> None:
+    """search.json and search.md (the rendered report) in folder."""
+    from ..io import save_json, save_text
+
+    save_json(result, folder / "search.json")
+    save_text(render_search(result), folder / "search.md")
+
+
 def search_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by `speck-mtt train` (an MTT model).")],
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset (default: the checkpoint's).")] = None,
@@ -329,7 +337,6 @@ def search_cmd(
     import json
 
     from ..dynamic import checkpoint_and_test_frames
-    from ..io import save_json, save_text
 
     if energy_kind not in ("spikes", "synops"):
         raise SpeckMttError(f"--energy {energy_kind!r}: choose spikes or synops")
@@ -339,6 +346,5 @@ def search_cmd(
     result = search_configuration(model, data, t_min, t, configs, energy_bound, energy_fraction, energy_kind,
                                   rates_from, first_stage=t if keep_input_stage else None, seed=seed)
     if out is not None:
-        save_json(result, Path(out) / "search.json")
-        save_text(render_search(result), Path(out) / "search.md")
+        write_search(result, Path(out))
     typer.echo(json.dumps(result, indent=2) if json_out else render_search(result))
