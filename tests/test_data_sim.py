@@ -13,8 +13,9 @@ from speck_mtt.data.functional.gestures import (
 )
 from speck_mtt.data.functional.mnist_idx import load_t10k, real_sample_path
 from speck_mtt.data.functional.nmnist_bin import read_nmnist_bin
-from speck_mtt.data.functional.saccades import SaccadeParams, simulate_saccades
-from speck_mtt.data.functional.stats import count_bursts, event_stats
+from speck_mtt.data.functional.events import make_events
+from speck_mtt.data.functional.saccades import SaccadeParams, blurred_ink, simulate_saccades
+from speck_mtt.data.functional.stats import count_bursts, event_stats, fast_reversals, polarity_overlap
 from speck_mtt.data.sim import NMNISTSim, ensure_generated
 from speck_mtt.errors import DataError
 
@@ -32,6 +33,28 @@ def test_nmnist_sim_statistics_resemble_the_real_sample(tmp_path):
     assert all(250 <= s["duration_ms"] <= 350 for s in stats)
     assert all(s["bursts"] == 3 for s in stats)
     assert len(set(ds.labels)) > 3  # a limit subset spans several digits
+    # the temporal statistic that decides event-driven accuracy: ON/OFF pairs inside one frame
+    real = event_stats(read_nmnist_bin(real_sample_path()))
+    assert abs(np.mean([s["polarity_overlap"] for s in stats]) / real["polarity_overlap"] - 1) <= 0.5
+
+
+def test_polarity_overlap_and_fast_reversals_on_hand_made_events():
+    # pixel (0,0): OFF at 0 ms, ON at 5 ms (same frame, fast); pixel (1,0): ON at 0, OFF at 95 ms
+    ev = make_events([0, 1, 0, 1], [0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 5_000, 99_999])
+    # 10 frames of 10 ms: cells (f0,px0) both, (f0,px1) ON only, (f9,px1) OFF only
+    assert polarity_overlap(ev) == pytest.approx(1 / 3)
+    assert fast_reversals(ev) == pytest.approx(1 / 2)
+    assert polarity_overlap(ev[:0]) == 0.0 and fast_reversals(ev[:1]) == 0.0
+
+
+def test_blur_keeps_the_ink_and_pads_it():
+    image = np.zeros((28, 28), np.uint8)
+    image[10:12, 5:20] = 255
+    sharp, pad0 = blurred_ink(image, 0.0)
+    ink, pad = blurred_ink(image, 1.1)
+    assert pad0 == 0 and pad == 4 and ink.shape == (36, 36)
+    assert ink.sum() == pytest.approx(sharp.sum())  # blur moves ink, never loses it
+    assert ink.max() < 1.0 and ink[pad + 9, pad + 10] > 0  # the stroke spreads into its neighbours
 
 
 def test_nmnist_sim_is_deterministic_by_seed(tmp_path):

@@ -35,6 +35,7 @@ def nmnist_sim_stats(data_dir: Path, n: int) -> dict:
         "events_within_30pct_of_real": abs(sim["events"]["mean"] / real["events"] - 1) <= 0.3,
         "on_fraction_in_0.4_0.6": 0.4 <= sim["on_fraction"]["mean"] <= 0.6,
         "three_bursts": round(sim["bursts"]["mean"]) == 3,
+        "polarity_overlap_within_50pct_of_real": abs(sim["polarity_overlap"]["mean"] / real["polarity_overlap"] - 1) <= 0.5,
     }
     return {"n_samples": len(ds), "simulated": sim, "real_sample": real, "checks": checks}
 
@@ -86,7 +87,7 @@ def info_cmd(
         typer.echo(f"  statistics over {st['n_samples']} simulated test recordings (mean +- std) vs the real sample:")
         for key, real in st["real_sample"].items():
             s = st["simulated"][key]
-            typer.echo(f"    {key:12s} {s['mean']:10.3f} +- {s['std']:8.3f}   real {real:10.3f}")
+            typer.echo(f"    {key:16s} {s['mean']:10.3f} +- {s['std']:8.3f}   real {real:10.3f}")
         typer.echo(f"  checks: {', '.join(k + ('=ok' if v else '=FAIL') for k, v in st['checks'].items())}")
 
 
