@@ -30,8 +30,8 @@ demo:
 nmnist-sim:
 	$(PAPER) nmnist nmnist-sim $(RESULTS)/nmnist-sim
 
-# The same at T_max = 30 (10 ms frames instead of 30 ms): on nmnist-sim the event-driven
-# accuracy follows the training resolution (README, Results).
+# The same at T_max = 30 (10 ms frames instead of 30 ms): how far the event-driven accuracy
+# follows the training resolution on nmnist-sim (README, Results).
 nmnist-sim-t30:
 	$(PAPER) nmnist nmnist-sim $(RESULTS)/nmnist-sim-t30 --set train.t_max=30
 

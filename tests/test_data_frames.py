@@ -117,7 +117,8 @@ def test_cli_info_and_prepare(tmp_path):
     info = json.loads(res.stdout)
     assert info["counts"] == {"train": 8000, "test": 2000} and info["sensor_size"] == [34, 34, 2]
     assert info["statistics"]["real_sample"]["events"] == 4325 and info["statistics"]["n_samples"] == 4
-    assert set(info["statistics"]["simulated"]) == {"events", "on_fraction", "duration_ms", "bursts"}
+    assert set(info["statistics"]["simulated"]) == {"events", "on_fraction", "duration_ms", "bursts",
+                                                        "polarity_overlap", "fast_reversals"}
     res = runner.invoke(app, ["info", "cifar10dvs", "--data-dir", str(tmp_path), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["present"] is False
     res = runner.invoke(app, ["prepare", "nmnist-sim", "--data-dir", str(tmp_path), "--limit", "3", "--frames", "4", "--json"])
