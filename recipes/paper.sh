@@ -3,7 +3,8 @@
 #   per method: base training -> bias removal (absorb BN, drop bias, locked-BN fine-tune with the
 #   same method) -> deploy -> measure on the simulator (and on a Speck2e devkit when one is
 #   connected, twice, for the chip-vs-chip SD) ; then the Table-5 report.
-# Re-running continues: a finished step is skipped, an interrupted training run resumes.
+# Re-running continues: a finished step is skipped, an interrupted training run resumes; a folder
+# made from other data (a changed generator or other files) stops with an error.
 #
 # usage: recipes/paper.sh RECIPE DATASET RESULTS [extra `speck-mtt train` options...]
 # env:   SPECK (the speck-mtt command), PY (the python that has speck_mtt), METHODS (default "mtt sdt"), TARGET (speck2e | sim),
@@ -18,6 +19,20 @@ TARGET=${TARGET:-speck2e}
 limit=${LIMIT:+--limit $LIMIT}
 mkdir -p "$results"
 start=$(date +%s)
+
+# A results folder belongs to the data it was made from: finished steps are only skipped when the
+# dataset's fingerprint (generator parameters, or the real files' names and sizes) is unchanged.
+fingerprint=$($PY -c 'import sys
+from speck_mtt.data import resolve_dataset
+from speck_mtt.data.datasets import open_source
+name = resolve_dataset(sys.argv[1], None)
+print(name, *(open_source(name, split).fingerprint for split in ("train", "test")))' "$dataset")
+stamp="$results/data-fingerprint.txt"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$fingerprint" ]; then
+    echo "error: $results was made from other data ($(cat "$stamp"); now $fingerprint): remove $results or pick another results folder" >&2
+    exit 2
+fi
+echo "$fingerprint" > "$stamp"
 
 train() {  # OUT [train options]: skip when OUT/model.pt exists, resume when OUT/last.pt exists
     local out=$1
