@@ -56,3 +56,26 @@ def test_unknown_recipe_and_bad_file(tmp_path):
     bad.write_text("[train\n")
     with pytest.raises(SpeckMttError, match="invalid TOML"):
         load_recipe(str(bad))
+
+
+def test_paper_pipeline_refuses_a_results_folder_made_from_other_data(tmp_path):
+    """recipes/paper.sh must not skip steps whose models were trained on other data."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "recipes" / "paper.sh"
+    env = {**os.environ, "SPECK": "false", "PY": sys.executable, "SPECK_MTT_DATA": str(tmp_path / "data")}
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "data-fingerprint.txt").write_text("nmnist-sim 0000 0000\n")
+    run = subprocess.run(["bash", str(script), "nmnist", "nmnist-sim", str(results)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "made from other data" in run.stderr and "remove" in run.stderr
+    assert not (results / "mtt").exists()  # stopped before any step
+    fresh = tmp_path / "fresh"
+    subprocess.run(["bash", str(script), "nmnist", "nmnist-sim", str(fresh)], env=env, capture_output=True, timeout=120)
+    name, train_key, test_key = (fresh / "data-fingerprint.txt").read_text().split()
+    assert name == "nmnist-sim" and train_key == test_key != "0000"  # the generator's key, stamped first
