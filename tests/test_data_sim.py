@@ -39,8 +39,9 @@ def test_nmnist_sim_statistics_resemble_the_real_sample(tmp_path):
 
 
 def test_polarity_overlap_and_fast_reversals_on_hand_made_events():
-    # pixel (0,0): OFF at 0 ms, ON at 5 ms (same frame, fast); pixel (1,0): ON at 0, OFF at 95 ms
-    ev = make_events([0, 1, 0, 1], [0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 5_000, 99_999])
+    # pixel (0,0): OFF at 0 ms, ON at 5 ms (same frame, fast); pixel (1,0): ON at 0, OFF at 95 ms;
+    # pixel (5,5): one ON at 100 ms, which ends the recording (tonic's ToFrame leaves the last event out)
+    ev = make_events([0, 1, 0, 1, 5], [0, 0, 0, 0, 5], [0, 1, 1, 0, 1], [0, 0, 5_000, 95_000, 100_000])
     # 10 frames of 10 ms: cells (f0,px0) both, (f0,px1) ON only, (f9,px1) OFF only
     assert polarity_overlap(ev) == pytest.approx(1 / 3)
     assert fast_reversals(ev) == pytest.approx(1 / 2)

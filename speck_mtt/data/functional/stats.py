@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .frames import to_frames
+from .nmnist_bin import NMNIST_SENSOR
+
 
 def count_bursts(t_us: np.ndarray, bin_us: int = 10_000, frac: float = 0.15) -> int:
     """Number of activity bursts: runs of 10 ms bins (3-bin smoothed) above frac * the peak bin.
@@ -19,20 +22,19 @@ def count_bursts(t_us: np.ndarray, bin_us: int = 10_000, frac: float = 0.15) -> 
     return int(above[0]) + int(np.count_nonzero(above[1:] & ~above[:-1]))
 
 
-def polarity_overlap(events: np.ndarray, n_frames: int = 10) -> float:
-    """Fraction of active (pixel, frame) cells holding both polarities, over n_frames equal frames.
+def polarity_overlap(events: np.ndarray, n_frames: int = 10,
+                     sensor_size: tuple[int, int, int] = NMNIST_SENSOR) -> float:
+    """Fraction of active (pixel, frame) cells holding both polarities, in speck-mtt's own frames
+    (to_frames at T = n_frames).
 
     Such cells are where frames sum ON and OFF input away and an event-driven chip does not: this
     is the statistic that decides how far a time-stepped model's accuracy carries to the chip.
     """
     if len(events) == 0:
         return 0.0
-    t = events["t"].astype(np.int64) - int(events["t"].min())
-    frame = np.minimum(t * n_frames // (int(t.max()) + 1), n_frames - 1)
-    cell = (frame * (int(events["y"].max()) + 1) + events["y"]) * (int(events["x"].max()) + 1) + events["x"]
-    on = np.bincount(cell[events["p"] == 1], minlength=int(cell.max()) + 1)
-    off = np.bincount(cell[events["p"] == 0], minlength=int(cell.max()) + 1)
-    return float(((on > 0) & (off > 0)).sum() / max(((on + off) > 0).sum(), 1))
+    frames = to_frames(events, sensor_size, n_frames)  # (T, 2, H, W)
+    active = (frames > 0).any(1).sum()
+    return float(((frames[:, 0] > 0) & (frames[:, 1] > 0)).sum() / max(active, 1))
 
 
 def fast_reversals(events: np.ndarray, within_us: int = 10_000) -> float:
