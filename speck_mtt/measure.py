@@ -74,19 +74,22 @@ def recording_of(result: BatchResult, meta: dict[str, Any]) -> Recording:
 
 
 def torch_counts(deploy_dir: Path, dataset: str, n_frames: int, data_dir: Path | None, limit: int | None,
-                 batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Time-stepped torch run of DEPLOY_DIR/model.pt at T = n_frames: spikes per channel of the
-    last spiking layer summed over time (N, C), predictions and labels."""
+                 batch_size: int = 64) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Time-stepped torch run of DEPLOY_DIR/model.pt at T = n_frames: for every spiking layer, its
+    spikes per channel summed over time and space (N, C) (the last one is what SD compares),
+    predictions and labels."""
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .data import frame_dataset
-    import sinabs.layers as sl
+    from .models.neurons import spiking_neurons
 
     model = model_from_checkpoint(load_checkpoint(deploy_dir / "model.pt"), deploy_dir / "model.pt").eval()
-    last = [m for m in model.modules() if isinstance(m, sl.IAFSqueeze)][-1]
-    captured: list[torch.Tensor] = []
-    handle = last.register_forward_hook(lambda mod, args, out: captured.append(out.detach()))
+    neurons = spiking_neurons(model)
+    captured: dict[int, torch.Tensor] = {}
+    handles = [n.register_forward_hook(lambda mod, args, out, i=i: captured.__setitem__(i, out.detach()))
+               for i, n in enumerate(neurons)]
     data = frame_dataset(dataset, "test", n_frames, data_dir=data_dir, limit=limit)
-    counts, preds, labels = [], [], []
+    counts: list[list[torch.Tensor]] = [[] for _ in neurons]
+    preds, labels = [], []
     try:
         with torch.no_grad():
             for start in range(0, len(data), batch_size):
@@ -94,13 +97,16 @@ def torch_counts(deploy_dir: Path, dataset: str, n_frames: int, data_dir: Path |
                 x = torch.stack([f for f, _ in items])
                 captured.clear()
                 out = model(x)
-                spikes = captured[-1].reshape(len(items), -1, *captured[-1].shape[1:])  # (B, T, C, ...)
-                counts.append(spikes.sum(1).flatten(2).sum(2) if spikes.dim() > 3 else spikes.sum(1))
+                for i, spikes in captured.items():
+                    spikes = spikes.reshape(len(items), -1, *spikes.shape[1:])  # (B, T, C, ...)
+                    counts[i].append(spikes.sum(1).flatten(2).sum(2) if spikes.dim() > 3 else spikes.sum(1))
                 preds.append(out.mean(1).argmax(1))
                 labels.extend(label for _, label in items)
     finally:
-        handle.remove()
-    return (torch.cat(counts).round().long().numpy(), torch.cat(preds).numpy(), np.asarray(labels, np.int64))
+        for handle in handles:
+            handle.remove()
+    return ([torch.cat(c).round().long().numpy() for c in counts], torch.cat(preds).numpy(),
+            np.asarray(labels, np.int64))
 
 
 def _summary_numbers(result: BatchResult, net: SimNet | None) -> dict[str, Any]:
@@ -111,7 +117,8 @@ def _summary_numbers(result: BatchResult, net: SimNet | None) -> dict[str, Any]:
            "spikes_per_sample": float(result.layer_spikes.sum()) / n,
            "synops_per_sample": float(result.synops.sum()) / n,
            "layers": [{"layer": i, "spikes_per_sample": float(result.layer_spikes[:, i].sum()) / n,
-                       "synops_per_sample": float(result.synops[:, i].sum()) / n}
+                       "synops_per_sample": float(result.synops[:, i].sum()) / n,
+                       **{f"{k}_per_sample": float(v[:, i].sum()) / n for k, v in result.events.items()}}
                       for i in range(result.layer_spikes.shape[1])]}
     if net is not None:
         out["compared_layer"] = net.spiking_layer
@@ -129,12 +136,58 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def spiking_layers(net: SimNet) -> list[int]:
+    """Artifact layers with a firing neuron, in order: the torch model's IAF layers, one to one."""
+    return [i for i in range(net.n_layers) if not (i == net.out_layer and net.readout == "membrane")]
+
+
+def layer_diagnosis(result: BatchResult, net: SimNet, torch_layers: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Per spiking layer: spikes per sample in torch and in the simulator, and the SD between them,
+    so one sees at which depth the event-driven run departs from the time-stepped one."""
+    layers = spiking_layers(net)
+    if len(layers) != len(torch_layers):
+        raise SpeckMttError(f"the artifact has {len(layers)} spiking layers but its model.pt {len(torch_layers)}; "
+                            "re-deploy the checkpoint")
+    n = max(len(result), 1)
+    rows = []
+    for layer, ref in zip(layers, torch_layers):
+        sim = result.channel_counts[:, net.channel_slice(layer)]
+        ref = ref[result.sample_ids]
+        rows.append({"layer": layer, "torch_spikes_per_sample": float(ref.sum()) / n,
+                     "sim_spikes_per_sample": float(sim.sum()) / n, "sd": spike_difference(sim, ref).pooled})
+    return rows
+
+
+def floor_sweep(artifact: dict[str, Any], floors: list[float], data, workers: int | None,
+                float_mode: bool) -> list[tuple[float, BatchResult]]:
+    """Simulator runs with every spiking layer clamped at each floor (thresholds): a sweep of the
+    chip's lower-threshold setting without re-deploying. Runs on every rank (sharded)."""
+    from .speck.layout import with_floor
+
+    return [(float(floor), simulate_sharded(compile_artifact(with_floor(artifact, floor), float_mode=float_mode),
+                                            data, workers=workers)) for floor in floors]
+
+
+def floor_rows(sweep: list[tuple[float, BatchResult]],
+               torch_runs: dict[int, tuple[list[np.ndarray], np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
+    """Accuracy, floor hits and SD against torch at each T for every floor of the sweep."""
+    rows = []
+    for floor, result in sweep:
+        n = max(len(result), 1)
+        rows.append({"floor": floor, "accuracy": float((result.predictions == result.labels).mean()),
+                     "floor_hits_per_sample": float(result.events["floor_hits"].sum()) / n,
+                     "torch": [{"t": t, "sd": spike_difference(result.spiking_counts, layers[-1][result.sample_ids]).pooled}
+                               for t, (layers, _, _) in torch_runs.items()]})
+    return rows
+
+
 def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, data_dir: Path | None = None,
             limit: int | None = None, t: list[int] | None = None, workers: int | None = None,
             float_mode: bool = False, record: Path | None = None, compare: list[Path] | None = None,
-            out: Path | None = None) -> dict[str, Any] | None:
+            out: Path | None = None, floors: list[float] | None = None) -> dict[str, Any] | None:
     """Run the measurement; returns the result dict on rank 0 (None on other ranks) and writes it
-    to `out` (default DEPLOY_DIR/measure-<backend>[-float].json)."""
+    to `out` (default DEPLOY_DIR/measure-<backend>[-float].json). floors: also simulate with the
+    lower threshold at each of these (thresholds), a sweep of the chip's floor setting."""
     from .data import resolve_dataset
 
     deploy_dir = Path(deploy_dir)
@@ -155,6 +208,7 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
         distributed = _init_distributed()
         data = event_dataset(name, "test", data_dir=data_dir, limit=limit)
         result = simulate_sharded(net, data, workers=workers)
+        sweep = floor_sweep(artifact, floors or [], data, workers, float_mode)
         summary = _summary_numbers(result, net)
         rec = recording_of(result, meta)
         speed = {"wall_s": time.perf_counter() - start, "sim_s": result.sim_seconds,
@@ -175,15 +229,23 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
         return None
 
     report: dict[str, Any] = {"deploy_dir": str(deploy_dir), "arch": net.arch, "head": net.head, **meta,
-                              **summary, **speed, "torch": [], "compare": []}
+                              "floor": artifact.get("floor"), **summary, **speed, "torch": [], "compare": []}
+    torch_runs = {}
     for n_frames in t or []:
-        counts, preds, labels = torch_counts(deploy_dir, name, int(n_frames), data_dir, limit)
+        layers, preds, labels = torch_counts(deploy_dir, name, int(n_frames), data_dir, limit)
+        counts = layers[-1]
         if counts.shape[1] != rec.counts.shape[1] or (len(rec.sample_ids) and rec.sample_ids.max() >= len(counts)):
             raise SpeckMttError(f"torch at T={n_frames} gives {counts.shape} spike counts, {backend} "
                                 f"{rec.counts.shape} (ids up to {rec.sample_ids.max(initial=-1)}); the model.pt in "
                                 f"{deploy_dir} does not match its artifact")
-        report["torch"].append({"t": int(n_frames), "accuracy": float((preds == labels).mean()),
-                                **spike_difference(rec.counts, counts[rec.sample_ids]).as_dict()})
+        torch_runs[int(n_frames)] = (layers, preds, labels)
+        row = {"t": int(n_frames), "accuracy": float((preds == labels).mean()),
+               **spike_difference(rec.counts, counts[rec.sample_ids]).as_dict()}
+        if backend == "sim":
+            row["layers"] = layer_diagnosis(result, net, layers)
+        report["torch"].append(row)
+    if floors and backend == "sim":
+        report["floors"] = floor_rows(sweep, torch_runs)
     for path in compare or []:
         other = load_recording(path)
         sd, n_common = compare_recordings(rec, other)
@@ -238,10 +300,17 @@ def measure_cmd(
                                                 "DEPLOY_DIR/model.pt under an energy bound (paper A.8/A.9; "
                                                 "`speck-mtt search` has every option); writes search.json/.md.")]
     = False,
+    floors: Annotated[Optional[list[float]], typer.Option("--floor", max=0, help="Also simulate with every spiking "
+                                                          "layer's lower threshold at this many thresholds, e.g. "
+                                                          "--floor -1 --floor -4 (repeatable; a sweep).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result JSON to stdout.")] = False,
 ) -> None:
     """Accuracy, spike difference (vs torch at T, vs recordings), spikes, SynOps and samples/s."""
-    report = measure(deploy_dir, backend.value, dataset, data_dir, limit, t, workers, float_mode, record, compare, out)
+    if floors and backend != Backend.sim:
+        raise SpeckMttError("--floor sweeps the simulator; use it with --backend sim (re-deploy with "
+                            "`speck-mtt deploy --floor` for the chip)")
+    report = measure(deploy_dir, backend.value, dataset, data_dir, limit, t, workers, float_mode, record, compare, out,
+                     floors)
     if report is None:
         return
     if search_config:
@@ -249,7 +318,8 @@ def measure_cmd(
     if json_out:
         typer.echo(json.dumps(report, indent=2))
         return
-    typer.echo(f"{report['arch']} on {report['dataset']} ({report['backend']}{', float' if float_mode else ''}): "
+    floor = f", floor {report['floor']:g}" if report.get("floor") is not None else ""
+    typer.echo(f"{report['arch']} on {report['dataset']} ({report['backend']}{', float' if float_mode else ''}{floor}): "
                f"accuracy {report['accuracy']:.2%} over {report['n_samples']} samples")
     if "synops_per_sample" in report:
         typer.echo(f"  per sample: {report['input_events_per_sample']:.0f} input events, "
@@ -258,6 +328,16 @@ def measure_cmd(
     for row in report["torch"]:
         typer.echo(f"  vs torch T={row['t']}: SD {_pct(row['sd'])} (per-sample mean {_pct(row['sd_per_sample_mean'])}), "
                    f"torch accuracy {row['accuracy']:.2%}")
+        for layer in row.get("layers", []):
+            sim = report["layers"][layer["layer"]]
+            typer.echo(f"    layer {layer['layer']}: spikes/sample torch {layer['torch_spikes_per_sample']:.1f}, "
+                       f"sim {layer['sim_spikes_per_sample']:.1f}, SD {_pct(layer['sd'])}; per sample in the sim: "
+                       f"{sim['floor_hits_per_sample']:.1f} floor hits, {sim['held_spikes_per_sample']:.1f} held "
+                       f"spikes, {sim['saturations_per_sample']:.1f} saturations")
+    for row in report.get("floors", []):
+        sds = ", ".join(f"SD vs T={r['t']} {_pct(r['sd'])}" for r in row["torch"])
+        typer.echo(f"  floor {row['floor']:g}: accuracy {row['accuracy']:.2%}, "
+                   f"{row['floor_hits_per_sample']:.1f} floor hits/sample" + (f", {sds}" if sds else ""))
     for row in report["compare"]:
         typer.echo(f"  vs {row['reference']}: SD {_pct(row['sd'])} on {row['n_common']} common samples")
     typer.echo(f"  wrote {report['written']}" + (f" and {report['record']}" if "record" in report else ""))

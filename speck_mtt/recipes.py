@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpeckMttError
+from .models.neurons import DEFAULT_FLOOR, check_floor
 from .mtt.config import INPUT_STAGE_RULES, METHODS
 from .mtt.losses import LOSSES
 
@@ -35,6 +36,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "arch": "nmnist_3c1fc",
         "bn": True,                # base training with BN; the bias-removal phase absorbs it
         "granularity": 1,          # blocks per MTT stage
+        "floor": DEFAULT_FLOOR,    # neurons' lower clamp in thresholds: training, layout and chip alike
     },
     "train": {
         "method": "mtt",           # sdt | nmt | mtt | slt
@@ -189,3 +191,7 @@ def validate(recipe: dict[str, Any]) -> None:
             raise _fail(f"{key} must be >= 1, got {value}")
     if tr["lr"] <= 0 or recipe["bias_removal"]["lr"] <= 0:
         raise _fail("learning rates must be > 0")
+    try:
+        check_floor(recipe["model"]["floor"])
+    except SpeckMttError as exc:
+        raise _fail(f"model.floor: {exc}") from None

@@ -37,6 +37,7 @@ from .errors import SpeckMttError
 from .evaluate import eval_table, evaluate, save_eval
 from .io import save_json, save_text
 from .models import SpikingNet, build_model
+from .models.neurons import set_floor
 from .mtt.config import ConfigSampler
 from .mtt.losses import make_loss
 from .recipes import load_recipe, parse_set
@@ -287,7 +288,7 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
     # --- model ---
     before: dict[str, Any] | None = None
     if phase == "base":
-        arch_kwargs: dict[str, Any] = {"bn": recipe["model"]["bn"]}
+        arch_kwargs: dict[str, Any] = {"bn": recipe["model"]["bn"], "floor": recipe["model"]["floor"]}
         model = build_model(recipe["model"]["arch"], **arch_kwargs)
     else:
         src = load_checkpoint(Path(from_ckpt))
@@ -295,7 +296,8 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
             raise SpeckMttError(f"{from_ckpt}: a {src['arch']} checkpoint, but recipe {recipe['name']} trains "
                                 f"{recipe['model']['arch']}; pass the matching recipe or checkpoint")
         model = model_from_checkpoint(src, from_ckpt)
-        arch_kwargs = dict(src.get("arch_kwargs", {}))
+        arch_kwargs = {**src.get("arch_kwargs", {}), "floor": recipe["model"]["floor"]}
+        set_floor(model, recipe["model"]["floor"])  # fine-tune at the floor it will be deployed with
         absorb_bn(model)  # drops the bias; BN stays as a locked identity
     model.granularity = recipe["model"]["granularity"]
     check_input_shape(model, recipe["data"]["frame_shape"])

@@ -232,3 +232,43 @@ def test_many_equals_single_and_streams():
         np.testing.assert_array_equal(res.synops[i], one.synops)
         np.testing.assert_array_equal(res.layer_spikes[i], one.layer_spikes)
         assert res.n_events[i] == len(ev)
+
+
+def test_floor_hits_and_held_spikes_are_counted():
+    """The counters of the chip rule, by hand (one neuron: w = +25 on ON, -20 on OFF, theta 10, floor -5)."""
+    art = one_layer(torch.tensor([25.0, -20.0]).reshape(1, 2, 1, 1), [2, 1, 1], 10, -5)
+    # OFF: -20 -> floored at -5 (hit); ON: 20 -> spike -> 10, still >= 10 (held); ON: 35 -> 25 (held)
+    r = simulate(art, events((0, 0, 1), (0, 0, 0), (0, 0, 0)))
+    assert r.counts.tolist() == [2] and r.states[0].item() == 25
+    assert {k: v.tolist() for k, v in r.events.items()} == {"floor_hits": [1], "held_spikes": [2], "saturations": [0]}
+    ref = simulate_reference(art, events((0, 0, 1), (0, 0, 0), (0, 0, 0)))
+    assert {k: v.tolist() for k, v in ref["events"].items()} == {k: v.tolist() for k, v in r.events.items()}
+    # a deep floor keeps the inhibition: -20 + 25 = 5, no spike and no floor hit
+    deep = simulate(one_layer(torch.tensor([25.0, -20.0]).reshape(1, 2, 1, 1), [2, 1, 1], 10, -100),
+                    events((0, 0, 1), (0, 0, 0)))
+    assert deep.counts.tolist() == [0] and deep.states[0].item() == 5 and deep.events["floor_hits"].tolist() == [0]
+
+
+def test_state_saturates_at_the_16_bit_register():
+    """A discretized layout holds states in 16 bits: +127 per event reaches 32,766 after 258 events;
+    the 259th saturates at 32,767 = theta_high and fires, 41 more leave 41 * 127. Downwards it stops
+    at -32,768. A float layout of scale 2 stops at 32,767 / 2; an unscaled (hand-made) float layout
+    is unbounded."""
+    from speck_mtt.eventsim.kernels import STATE_MAX, STATE_MIN
+
+    n = 300  # 300 * 127 = 38,100 > 32,767
+    ev = events(*[(0, 0, 0)] * n)
+    art = one_layer(torch.tensor([127.0]).reshape(1, 1, 1, 1), [1, 1, 1], STATE_MAX, STATE_MIN, readout="membrane")
+    r = simulate(art, ev)
+    assert r.states[0].item() == 41 * 127 and r.counts.tolist() == [1] and r.events["saturations"].item() == 1
+    ref = simulate_reference(art, ev)
+    assert ref["counts"].tolist() == [1] and ref["events"]["saturations"].tolist() == [1]
+    down = one_layer(torch.tensor([-127.0]).reshape(1, 1, 1, 1), [1, 1, 1], STATE_MAX, STATE_MIN)
+    r = simulate(down, ev)
+    assert r.states[0].item() == STATE_MIN and r.events["saturations"].item() == n - 258  # 258 * 127 < 32768
+    flt = dict(art["layers"][0], scale=2.0)
+    r = simulate(build.artifact([flt], [1, 1, 1], discretized=False), ev, float_mode=True)
+    assert r.states[0].item() == STATE_MAX / 2 and r.events["saturations"].item() == n - 129  # 129 * 127 < 16383.5
+    unscaled = {k: v for k, v in flt.items() if k != "scale"}
+    free = simulate(build.artifact([dict(unscaled, threshold_high=1e9)], [1, 1, 1], discretized=False), ev)
+    assert free.states[0].item() == n * 127 and free.events["saturations"].item() == 0

@@ -2,7 +2,10 @@ import pytest
 import torch
 from torch import nn
 
+import copy
+
 from speck_mtt.models import build_model
+from speck_mtt.models.neurons import set_floor
 from speck_mtt.speck.layout import STATE_MAX, STATE_MIN, core_capacity, layout_model
 from speck_mtt.speck.samna_guard import dynapcnn
 
@@ -72,19 +75,41 @@ def test_discretized_int_ranges_and_scale(which, request):
             assert float(layer[key]).is_integer() and STATE_MIN <= layer[key] <= STATE_MAX
         assert torch.equal(torch.round(flt["weight"] * layer["scale"]), w)
         if layer["readout"] == "spikes":
+            floor = layout.artifact["floor"]
             assert layer["threshold_high"] == round(layer["scale"] * flt["threshold_high"])
-            assert layer["threshold_low"] == round(layer["scale"] * flt["threshold_low"])
+            assert layer["threshold_low"] == max(STATE_MIN, round(floor * layer["threshold_high"]))
+            assert flt["threshold_low"] == pytest.approx(max(floor * flt["threshold_high"], STATE_MIN / layer["scale"]))
 
 
-def test_discretization_is_sinabs_own(nmnist):
+def test_discretization_is_sinabs_own_with_the_floor_set_after(nmnist):
+    """Weights and threshold_high are sinabs' own discretization at a floor of -theta; the deep
+    floor is then set in chip units, so it costs no weight precision."""
     model, layout = nmnist
-    net = dynapcnn().DynapcnnNetwork(model.to_sequential(), input_shape=model.input_shape, discretize=True,
+    shallow = copy.deepcopy(model)
+    set_floor(shallow, -1.0)
+    net = dynapcnn().DynapcnnNetwork(shallow.to_sequential(), input_shape=model.input_shape, discretize=True,
                                      dvs_input=False)
+    assert layout.artifact["floor"] == -8.0
     for layer, key in zip(layout.artifact["layers"], layout.keys):
         ref = net.dynapcnn_layers[key]
         assert torch.equal(layer["weight"], ref.conv_layer.weight)
         assert layer["threshold_high"] == float(ref.spk_layer.spike_threshold)
-        assert layer["threshold_low"] == float(ref.spk_layer.min_v_mem)
+        assert layer["threshold_low"] == max(STATE_MIN, -8 * layer["threshold_high"])
+        assert layer["threshold_low"] < float(ref.spk_layer.min_v_mem) == -layer["threshold_high"]
+        # the network handed to make_config holds the same lower threshold
+        assert float(layout.network.dynapcnn_layers[key].spk_layer.min_v_mem) == layer["threshold_low"]
+
+
+def test_floor_override_is_clipped_to_the_16_bit_state(nmnist):
+    model, layout = nmnist
+    deep = layout_model(model, "sim", floor=-1000.0)
+    assert deep.artifact["floor"] == -1000.0
+    for layer, ref in zip(deep.artifact["layers"], layout.artifact["layers"]):
+        assert torch.equal(layer["weight"], ref["weight"]) and layer["threshold_high"] == ref["threshold_high"]
+        assert layer["threshold_low"] == max(STATE_MIN, -1000 * layer["threshold_high"]) == STATE_MIN
+    shallow = layout_model(model, "sim", floor=-1.0)
+    assert [la["threshold_low"] for la in shallow.artifact["layers"]] == \
+        [-la["threshold_high"] for la in shallow.artifact["layers"]]
 
 
 def test_input_avgpool_becomes_dvs_pooling_with_folded_weights(gesture):

@@ -92,3 +92,21 @@ def test_measure_cli_search_config(tmp_path):
     assert len(search["samples"]) == 18 and all(1 <= t <= 3 for row in search["samples"] for t in row["config"])
     assert json.loads((tmp_path / "dep" / "search.json").read_text())["fit"] == search["fit"]
     assert (tmp_path / "dep" / "search.md").read_text().startswith("## Temporal-configuration search")
+
+
+def test_floor_sweep_and_layer_diagnosis(deployed):
+    dep, data = deployed / "dep", deployed / "data"
+    report = measure(dep, dataset="nmnist-sim", data_dir=data, limit=6, t=[4], workers=1, floors=[-1.0, -8.0, -100.0],
+                     out=deployed / "sweep.json")
+    assert report["floor"] == -8.0  # the floor the checkpoint was built with
+    by_floor = {row["floor"]: row for row in report["floors"]}
+    assert by_floor[-8.0]["accuracy"] == report["accuracy"]  # the sweep at the deployed floor is the main run
+    assert by_floor[-8.0]["torch"][0]["sd"] == pytest.approx(report["torch"][0]["sd"])
+    hits = [by_floor[f]["floor_hits_per_sample"] for f in (-1.0, -8.0, -100.0)]
+    assert hits[0] >= hits[1] >= hits[2]  # a deeper floor is hit less often
+    layers = report["torch"][0]["layers"]
+    assert [row["layer"] for row in layers] == [0, 1, 2, 3]
+    assert layers[-1]["sd"] == pytest.approx(report["torch"][0]["sd"])  # the last layer is what SD compares
+    assert all(row["torch_spikes_per_sample"] > 0 for row in layers)
+    for row in report["layers"]:
+        assert {"floor_hits_per_sample", "held_spikes_per_sample", "saturations_per_sample"} <= set(row)

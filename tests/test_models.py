@@ -3,7 +3,9 @@ import sinabs.layers as sl
 import torch
 from torch import nn
 
+from speck_mtt.errors import SpeckMttError
 from speck_mtt.models import build_model
+from speck_mtt.models.neurons import DEFAULT_FLOOR, floor_of, multistep_if, set_floor
 
 
 @pytest.mark.parametrize("arch,weights", [("nmnist_3c1fc", 6160), ("gesture_4c2fc", 48592)])
@@ -29,7 +31,7 @@ def test_no_bias_and_spec_neuron(arch):
         if isinstance(mod, (nn.Conv2d, nn.Linear)):
             assert mod.bias is None
         if isinstance(mod, sl.IAFSqueeze):
-            assert float(mod.min_v_mem) == -1.0 and float(mod.spike_threshold) == 1.0
+            assert float(mod.min_v_mem) == DEFAULT_FLOOR and float(mod.spike_threshold) == 1.0
 
 
 def test_heads():
@@ -83,3 +85,25 @@ def test_multistep_if_equals_sinabs_iafsqueeze(t):
     (out * w).sum().backward()
     (out_ref * w).sum().backward()
     assert torch.allclose(x.grad, xr.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("floor", [-1.0, -4.0])
+def test_training_neuron_clamps_at_the_floor(floor):
+    """v <- max(v + I - s * theta, floor * theta), one step by hand: the floor is in thresholds."""
+    neuron = multistep_if(floor)
+    neuron.batch_size = 1
+    x = torch.tensor([[-10.0], [2.5], [-0.25]])  # (B*T, 1): three steps of one neuron
+    out = neuron(x)
+    assert out.flatten().tolist() == [0.0, 0.0, 0.0] if floor == -4.0 else [0.0, 1.0, 0.0]
+    # floor -4: -10 -> -4, +2.5 -> -1.5, -0.25 -> -1.75; floor -1: -1, 1.5 -> 1 spike, 0.5, 0.25
+    assert float(neuron.v_mem) == pytest.approx(-1.75 if floor == -4.0 else 0.25)
+
+
+def test_floor_is_a_model_setting_and_can_be_changed():
+    m = build_model("nmnist_3c1fc", bn=False, floor=-4.0)
+    assert floor_of(m) == -4.0
+    set_floor(m, -16.0)
+    assert floor_of(m) == -16.0
+    assert {float(n.min_v_mem) for n in m.modules() if isinstance(n, sl.IAFSqueeze)} == {-16.0}
+    with pytest.raises(SpeckMttError, match="floor 5.0"):
+        build_model("nmnist_3c1fc", floor=5.0)

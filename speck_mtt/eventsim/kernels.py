@@ -5,8 +5,12 @@ inline it, the pure-Python reference calls its `.py_func`.
 
 A network reaches these kernels as flat arrays (see network.py): `lay` holds one row of int64
 fields per layer (the F_* column indices below), `weights` all kernels concatenated, each in
-(C_in, kH, kW, C_out) order, `th_hi`/`th_lo` the thresholds, and `dptr`/`didx` the destination
-lists in CSR form. All neuron states of one sample sit in one flat vector, each layer's in
+(C_in, kH, kW, C_out) order, `th_hi`/`th_lo` the thresholds, `vb` each layer's state range
+(low, high: the 16-bit register in that layer's units) and `dptr`/`didx` the destination
+lists in CSR form. Per layer and sample the kernels count, in `stats` columns S_*: SynOps,
+floor hits (the clamp at theta_low raised the state), held spikes (the state stayed at or above
+theta_high after the one spike an event may cause: a time-stepped multistep IF would have
+fired more), and saturations (the sum left the register range and was clipped). All neuron states of one sample sit in one flat vector, each layer's in
 (H, W, C) order: channels innermost, so one kernel position updates contiguous memory.
 """
 
@@ -20,22 +24,38 @@ from numba import njit, prange
  F_POOLY, F_POOLX, F_WOFF, F_SOFF, F_COFF) = range(17)
 N_FIELDS = 17
 
+# columns of the per-layer counters `stats`
+S_SYNOPS, S_FLOOR, S_HELD, S_SATURATED = range(4)
+N_STATS = 4
+
+STATE_MIN = -(2**15)  # a Speck neuron state is a 16-bit register
+STATE_MAX = 2**15 - 1
+
 _INITIAL_CAPACITY = 256
 
 
 @njit(inline="always", cache=True)
-def chip_neuron(v, w, theta_high, theta_low):
-    """One synaptic update of a Speck neuron: returns (new state, spiked).
+def chip_neuron(v, w, theta_high, theta_low, v_min, v_max):
+    """One synaptic update of a Speck neuron: (new state, spiked, floored, held, saturated).
 
-    v += w; at or above theta_high emit ONE spike and subtract theta_high; clamp at theta_low.
+    v += w, saturating to the register range [v_min, v_max]; at or above theta_high emit ONE
+    spike and subtract theta_high (a state still above threshold waits for the next event:
+    "held"); then clamp at theta_low ("floored").
     """
     v = v + w
+    saturated = v > v_max or v < v_min
+    if v > v_max:
+        v = v_max
+    elif v < v_min:
+        v = v_min
     spiked = v >= theta_high
     if spiked:
         v = v - theta_high
-    if v < theta_low:
+    held = spiked and v >= theta_high
+    floored = v < theta_low
+    if floored:
         v = theta_low
-    return v, spiked
+    return v, spiked, floored, held, saturated
 
 
 @njit(cache=True, inline="always")
@@ -55,8 +75,8 @@ def _ensure_room(pend, npend, dptr, didx, l, room):
 
 
 @njit(cache=True, inline="always")
-def _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, ci, y, x, state, pend, npend,
-             counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired):
+def _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, ci, y, x, state, pend, npend,
+             counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired):
     """One event (ci, y, x) into layer l: update every neuron its kernel touches; its spikes, in
     (channel, row, column) order, are pooled and appended to the pending
     input list of every destination (the caller made room: one event causes at most
@@ -101,14 +121,19 @@ def _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, ci, y, x, state, pend, n
         n_ox += 1
     if n_oy == 0 or n_ox == 0:
         return
-    synops[l] += c_out * n_oy * n_ox
+    stats[l, S_SYNOPS] += c_out * n_oy * n_ox
     theta_high = th_hi[l]
     theta_low = th_lo[l]
+    v_min = vb[l, 0]
+    v_max = vb[l, 1]
     woff = lay[l, F_WOFF] + ci * kh * kw * c_out
     soff = lay[l, F_SOFF]
     # the updates themselves are independent: run them channel-innermost (contiguous, SIMD),
     # note who spiked, then emit the spikes in (channel, row, column) order
     n_spikes = 0
+    n_floor = 0
+    n_held = 0
+    n_sat = 0
     for i in range(n_oy):
         wrow = woff + ky_buf[i] * kw * c_out
         srow = soff + oy_buf[i] * w_out * c_out
@@ -120,10 +145,17 @@ def _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, ci, y, x, state, pend, n
             w_v = weights[wb:wb + c_out]
             f_v = fired[fb:fb + c_out]
             for co in range(c_out):
-                v, spiked = chip_neuron(s_v[co], w_v[co], theta_high, theta_low)
+                v, spiked, floored, held, saturated = chip_neuron(s_v[co], w_v[co], theta_high, theta_low,
+                                                                  v_min, v_max)
                 s_v[co] = v
                 f_v[co] = spiked
                 n_spikes += spiked
+                n_floor += floored
+                n_held += held
+                n_sat += saturated
+    stats[l, S_FLOOR] += n_floor
+    stats[l, S_HELD] += n_held
+    stats[l, S_SATURATED] += n_sat
     if n_spikes == 0:
         return
     coff = lay[l, F_COFF]
@@ -155,7 +187,7 @@ def _scratch(lay):
 
 
 @njit(cache=True)
-def run_events(xs, ys, ps, lay, weights, th_hi, th_lo, dptr, didx, state, counts, synops):
+def run_events(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats):
     """Event by event: each input event goes to layer 0 and every spike it causes is delivered
     downstream (layers in index order, each in arrival order) before the next input event."""
     n_layers = lay.shape[0]
@@ -165,20 +197,20 @@ def run_events(xs, ys, ps, lay, weights, th_hi, th_lo, dptr, didx, state, counts
     room = lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]
     for e in range(xs.shape[0]):
         pend = _ensure_room(pend, npend, dptr, didx, 0, room[0])
-        _deliver(lay, weights, th_hi, th_lo, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
-                 counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
+        _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
+                 counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired)
         for l in range(1, n_layers):  # the same drain loop as run_layerwise, written out: a shared
             j = 0                         # njit helper halved the speed (measured with bench_sim)
             while j < npend[l]:
                 pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
-                _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
-                         pend[l, j, 2], state, pend, npend, counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
+                _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
+                         pend[l, j, 2], state, pend, npend, counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired)
                 j += 1
             npend[l] = 0
 
 
 @njit(cache=True)
-def run_layerwise(xs, ys, ps, lay, weights, th_hi, th_lo, dptr, didx, state, counts, synops):
+def run_layerwise(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats):
     """Layer by layer: layer 0 takes the whole input stream, then each layer takes the whole
     ordered output of its sources. Equals run_events for feed-forward nets (tested)."""
     n_layers = lay.shape[0]
@@ -188,23 +220,23 @@ def run_layerwise(xs, ys, ps, lay, weights, th_hi, th_lo, dptr, didx, state, cou
     room = lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]
     for e in range(xs.shape[0]):
         pend = _ensure_room(pend, npend, dptr, didx, 0, room[0])
-        _deliver(lay, weights, th_hi, th_lo, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
-                 counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
+        _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
+                 counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired)
     for l in range(1, n_layers):
         j = 0
         while j < npend[l]:
             pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
-            _deliver(lay, weights, th_hi, th_lo, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
-                     pend[l, j, 2], state, pend, npend, counts, synops, oy_buf, ky_buf, ox_buf, kx_buf, fired)
+            _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
+                     pend[l, j, 2], state, pend, npend, counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired)
             j += 1
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def run_batch(xs, ys, ps, offsets, lay, weights, th_hi, th_lo, dptr, didx, n_state, counts, synops,
+def run_batch(xs, ys, ps, offsets, lay, weights, th_hi, th_lo, vb, dptr, didx, n_state, counts, stats,
               membranes, out_layer):
     """Many samples at once, one per thread (prange); sample i is events offsets[i]:offsets[i+1].
 
-    Writes per-layer per-channel spike counts, per-layer SynOps and the output layer's final
+    Writes per-layer per-channel spike counts, per-layer counters (S_*) and the output layer's final
     membranes (summed over its map per channel) into row i of the result arrays.
     """
     n = offsets.shape[0] - 1
@@ -215,8 +247,8 @@ def run_batch(xs, ys, ps, offsets, lay, weights, th_hi, th_lo, dptr, didx, n_sta
         state = np.zeros(n_state, weights.dtype)
         a = offsets[i]
         b = offsets[i + 1]
-        run_events(xs[a:b], ys[a:b], ps[a:b], lay, weights, th_hi, th_lo, dptr, didx, state,
-                   counts[i], synops[i])
+        run_events(xs[a:b], ys[a:b], ps[a:b], lay, weights, th_hi, th_lo, vb, dptr, didx, state,
+                   counts[i], stats[i])
         for c in range(c_out):
             acc = 0.0
             for k in range(hw):

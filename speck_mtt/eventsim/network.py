@@ -8,7 +8,9 @@ Documented choices:
 - Sum pooling maps an output spike (c, y, x) to (c, y // ky, x // kx); rows/columns beyond
   the floored pooled map are dropped (as sinabs' SumPool2d does).
 - Integer mode (the default for a discretized artifact) keeps weights, thresholds and states
-  as int64: no int16 saturation is modelled. Float mode uses "float_layers" in float64.
+  as int64 and saturates each state to the chip's 16-bit register. Float mode uses
+  "float_layers" in float64, with the register range divided by the layer's "scale" (a layer
+  without one is unbounded).
 - The output layer is the one layer without destinations; the "last spiking layer" is the
   output layer for IF voting and the layer feeding a membrane-readout output otherwise.
 """
@@ -43,6 +45,7 @@ class SimNet:
     weights: np.ndarray  # int64 or float64, all layers concatenated
     th_hi: np.ndarray
     th_lo: np.ndarray
+    vb: np.ndarray  # (L, 2) state range (low, high) of each layer, in its units
     dptr: np.ndarray
     didx: np.ndarray
     n_state: int
@@ -96,6 +99,17 @@ def _as_number(value: Any) -> float:
     return float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
+def state_range(integer: bool, scale: Any) -> tuple[float, float]:
+    """The 16-bit register range in a layer's units: chip units when integer, float units (chip
+    units / scale) for a float layer of a discretized layout, unbounded for a hand-made float net."""
+    if integer:
+        return K.STATE_MIN, K.STATE_MAX
+    if scale is None:
+        return -np.inf, np.inf
+    scale = _as_number(scale)
+    return K.STATE_MIN / scale, K.STATE_MAX / scale
+
+
 def compile_artifact(artifact: dict[str, Any], float_mode: bool = False) -> SimNet:
     """Check the artifact's shapes and wiring and flatten it; every problem is a one-line error."""
     if artifact.get("format") != FORMAT:
@@ -115,7 +129,7 @@ def compile_artifact(artifact: dict[str, Any], float_mode: bool = False) -> SimN
 
     n_layers = len(layers)
     lay = np.zeros((n_layers, K.N_FIELDS), np.int64)
-    weights, th_hi, th_lo, dests, scales = [], [], [], [], []
+    weights, th_hi, th_lo, dests, scales, bounds = [], [], [], [], [], []
     woff = soff = coff = 0
     for i, layer in enumerate(layers):
         where = f"deploy artifact layer {i}"
@@ -145,6 +159,7 @@ def compile_artifact(artifact: dict[str, Any], float_mode: bool = False) -> SimN
         th_hi.append(t_hi)
         th_lo.append(t_lo)
         scales.append(float(layer.get("scale", 1.0)))
+        bounds.append(state_range(integer, layer.get("scale")))
         dests.append([int(d) for d in layer.get("destinations", [])])
         woff += w.size
         soff += c_out * hout * wout
@@ -190,6 +205,7 @@ def compile_artifact(artifact: dict[str, Any], float_mode: bool = False) -> SimN
     return SimNet(
         arch=str(artifact.get("arch", "?")), head=head, n_classes=n_classes, input_shape=(c, h, w_),
         input_pool=pool, integer=integer, lay=lay, weights=np.concatenate(weights).astype(dtype),
-        th_hi=np.asarray(th_hi, dtype), th_lo=np.asarray(th_lo, dtype), dptr=ptr,
+        th_hi=np.asarray(th_hi, dtype), th_lo=np.asarray(th_lo, dtype), vb=np.asarray(bounds, dtype).reshape(-1, 2),
+        dptr=ptr,
         didx=np.asarray([d for ds in dests for d in ds], np.int64), n_state=soff, out_layer=out,
         spiking_layer=spiking, readout=readout, scales=tuple(scales))

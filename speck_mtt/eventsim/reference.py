@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .kernels import chip_neuron
+from .network import state_range
 
 _neuron = chip_neuron.py_func
 
@@ -30,7 +31,7 @@ def simulate_reference(artifact: dict[str, Any], events: np.ndarray, float_mode:
         nets.append({"w": [[[[num(v) for v in row] for row in k] for k in ci] for ci in w],
                      "state": [[[num(0)] * wd for _ in range(h)] for _ in range(c_out)],
                      "counts": [0] * c_out, "th": (num(spec["threshold_high"]), num(spec["threshold_low"])),
-                     "spec": spec})
+                     "range": state_range(integer, spec.get("scale")), "events": [0, 0, 0], "spec": spec})
     pool = int(artifact.get("input_pool", 1))
     synops = 0
     one_channel = len(nets[0]["w"][0]) == 1
@@ -56,7 +57,8 @@ def simulate_reference(artifact: dict[str, Any], events: np.ndarray, float_mode:
             theta_high, theta_low = net["th"]
             for co, oy, ox, w in targets:
                 synops += 1
-                v, spiked = _neuron(net["state"][co][oy][ox], w, theta_high, theta_low)
+                v, spiked, *flags = _neuron(net["state"][co][oy][ox], w, theta_high, theta_low, *net["range"])
+                net["events"] = [n + bool(f) for n, f in zip(net["events"], flags)]
                 net["state"][co][oy][ox] = v
                 if spiked:
                     net["counts"][co] += 1
@@ -68,4 +70,6 @@ def simulate_reference(artifact: dict[str, Any], events: np.ndarray, float_mode:
     out = next(n for n in nets if not n["spec"]["destinations"])
     return {"counts": np.array(out["counts"]), "membranes": np.array([sum(sum(r) for r in c) for c in out["state"]],
                                                                       dtype=np.float64),
-            "synops": synops, "layer_counts": [np.array(n["counts"]) for n in nets]}
+            "synops": synops, "layer_counts": [np.array(n["counts"]) for n in nets],
+            "events": {k: np.array([n["events"][i] for n in nets]) for i, k in
+                       enumerate(("floor_hits", "held_spikes", "saturations"))}}

@@ -29,6 +29,14 @@ from .network import SimNet, compile_artifact
 Outside = Literal["error", "drop"]
 
 
+# how often the chip rule departs from a time-stepped multistep IF, per layer (kernels.S_*)
+EVENT_COUNTERS = {"floor_hits": K.S_FLOOR, "held_spikes": K.S_HELD, "saturations": K.S_SATURATED}
+
+
+def _event_counts(stats: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: stats[..., col].copy() for name, col in EVENT_COUNTERS.items()}
+
+
 class UnsortedEventsWarning(UserWarning):
     """Input events were not in timestamp order and were sorted (stably)."""
 
@@ -44,6 +52,7 @@ class SimResult:
     channel_counts: list[np.ndarray]  # per layer, spikes per output channel
     states: list[np.ndarray]  # per layer, final neuron states (C, H, W)
     readout: str
+    events: dict[str, np.ndarray] = field(default_factory=dict)  # EVENT_COUNTERS -> (n_layers,)
 
     @property
     def prediction(self) -> int:
@@ -57,8 +66,10 @@ class BatchResult:
     counts: np.ndarray  # (N, n_classes) output-layer spikes
     membranes: np.ndarray  # (N, n_classes)
     spiking_counts: np.ndarray  # (N, C) spikes of the last spiking layer (what SD compares)
+    channel_counts: np.ndarray  # (N, all channels) spikes per channel of every layer (SimNet.channel_slice)
     layer_spikes: np.ndarray  # (N, n_layers)
     synops: np.ndarray  # (N, n_layers)
+    events: dict[str, np.ndarray]  # EVENT_COUNTERS -> (N, n_layers)
     n_events: np.ndarray  # (N,) input events simulated (after dropping, if any)
     labels: np.ndarray  # (N,) int, -1 where unknown
     sample_ids: np.ndarray  # (N,) int
@@ -117,7 +128,7 @@ def _as_net(artifact: dict[str, Any] | SimNet, float_mode: bool) -> SimNet:
 
 
 def _kernel_args(net: SimNet) -> tuple:
-    return net.lay, net.weights, net.th_hi, net.th_lo, net.dptr, net.didx
+    return net.lay, net.weights, net.th_hi, net.th_lo, net.vb, net.dptr, net.didx
 
 
 def simulate(artifact: dict[str, Any] | SimNet, events: np.ndarray, float_mode: bool = False,
@@ -128,10 +139,10 @@ def simulate(artifact: dict[str, Any] | SimNet, events: np.ndarray, float_mode: 
     xs, ys, ps = prepare_events(net, events, outside)
     state = np.zeros(net.n_state, net.weights.dtype)
     counts = np.zeros(net.n_channels_total, np.int64)
-    synops = np.zeros(net.n_layers, np.int64)
+    stats = np.zeros((net.n_layers, K.N_STATS), np.int64)
     run = K.run_layerwise if layerwise else K.run_events
-    run(xs, ys, ps, *_kernel_args(net), state, counts, synops)
-    return _single_result(net, state, counts, synops)
+    run(xs, ys, ps, *_kernel_args(net), state, counts, stats)
+    return _single_result(net, state, counts, stats)
 
 
 def _readout(net: SimNet, state_sums: np.ndarray, out_counts: np.ndarray) -> np.ndarray:
@@ -143,7 +154,7 @@ def _readout(net: SimNet, state_sums: np.ndarray, out_counts: np.ndarray) -> np.
     return membranes
 
 
-def _single_result(net: SimNet, state: np.ndarray, counts: np.ndarray, synops: np.ndarray) -> SimResult:
+def _single_result(net: SimNet, state: np.ndarray, counts: np.ndarray, stats: np.ndarray) -> SimResult:
     per_layer = [counts[net.channel_slice(i)].copy() for i in range(net.n_layers)]
     states = []
     for i in range(net.n_layers):
@@ -152,8 +163,8 @@ def _single_result(net: SimNet, state: np.ndarray, counts: np.ndarray, synops: n
         states.append(state[start:start + c * h * w].reshape(h, w, c).transpose(2, 0, 1).copy())
     out = net.out_layer
     return SimResult(counts=per_layer[out], membranes=_readout(net, states[out].sum((1, 2)), per_layer[out]),
-                     layer_spikes=np.array([pc.sum() for pc in per_layer], np.int64), synops=synops,
-                     channel_counts=per_layer, states=states, readout=net.readout)
+                     layer_spikes=np.array([pc.sum() for pc in per_layer], np.int64), synops=stats[:, K.S_SYNOPS],
+                     channel_counts=per_layer, states=states, readout=net.readout, events=_event_counts(stats))
 
 
 Sample = tuple[np.ndarray, int]
@@ -188,7 +199,7 @@ def simulate_many(artifact: dict[str, Any] | SimNet, samples: Iterable[Sample], 
     set_workers(workers)
     start = time.perf_counter()
     sim_seconds = 0.0
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("counts", "membranes", "syn", "n", "labels")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("counts", "membranes", "stats", "n", "labels")}
     ids = iter(sample_ids) if sample_ids is not None else None
     all_ids: list[int] = []
     done = 0
@@ -203,15 +214,15 @@ def simulate_many(artifact: dict[str, Any] | SimNet, samples: Iterable[Sample], 
         offsets = np.zeros(len(chunk) + 1, np.int64)
         offsets[1:] = np.cumsum(lens)
         counts = np.zeros((len(chunk), net.n_channels_total), np.int64)
-        synops = np.zeros((len(chunk), net.n_layers), np.int64)
+        stats = np.zeros((len(chunk), net.n_layers, K.N_STATS), np.int64)
         membranes = np.zeros((len(chunk), net.n_classes), np.float64)
         t0 = time.perf_counter()
         K.run_batch(np.concatenate(xs), np.concatenate(ys), np.concatenate(ps), offsets, *_kernel_args(net),
-                    net.n_state, counts, synops, membranes, net.out_layer)
+                    net.n_state, counts, stats, membranes, net.out_layer)
         sim_seconds += time.perf_counter() - t0
         parts["counts"].append(counts)
         parts["membranes"].append(membranes)
-        parts["syn"].append(synops)
+        parts["stats"].append(stats)
         parts["n"].append(np.asarray(lens, np.int64))
         parts["labels"].append(np.asarray(labels, np.int64))
         done += len(chunk)
@@ -226,13 +237,14 @@ def _batch_result(net: SimNet, parts: dict[str, list[np.ndarray]], ids: np.ndarr
         return np.concatenate(parts[key]) if parts[key] else np.zeros((0, width) if width else 0, dtype)
 
     counts = cat("counts", net.n_channels_total, np.int64)
+    stats = np.concatenate(parts["stats"]) if parts["stats"] else np.zeros((0, net.n_layers, K.N_STATS), np.int64)
     layer_spikes = np.stack([counts[:, net.channel_slice(i)].sum(1) for i in range(net.n_layers)], 1) \
         if len(counts) else np.zeros((0, net.n_layers), np.int64)
     return BatchResult(
         counts=counts[:, net.channel_slice(net.out_layer)],
         membranes=_readout(net, cat("membranes", net.n_classes, np.float64), counts[:, net.channel_slice(net.out_layer)]),
-        spiking_counts=counts[:, net.channel_slice(net.spiking_layer)], layer_spikes=layer_spikes,
-        synops=cat("syn", net.n_layers, np.int64), n_events=cat("n", 0, np.int64),
+        spiking_counts=counts[:, net.channel_slice(net.spiking_layer)], channel_counts=counts, layer_spikes=layer_spikes,
+        synops=stats[:, :, K.S_SYNOPS], events=_event_counts(stats), n_events=cat("n", 0, np.int64),
         labels=cat("labels", 0, np.int64), sample_ids=ids, readout=net.readout, seconds=seconds,
         sim_seconds=sim_seconds)
 
@@ -246,7 +258,10 @@ def concat_results(results: list[BatchResult]) -> BatchResult:
         return np.concatenate([getattr(r, name) for r in results])[order]
 
     return BatchResult(counts=cat("counts"), membranes=cat("membranes"), spiking_counts=cat("spiking_counts"),
-                       layer_spikes=cat("layer_spikes"), synops=cat("synops"), n_events=cat("n_events"),
+                       channel_counts=cat("channel_counts"),
+                       layer_spikes=cat("layer_spikes"), synops=cat("synops"),
+                       events={k: np.concatenate([r.events[k] for r in results])[order] for k in results[0].events},
+                       n_events=cat("n_events"),
                        labels=cat("labels"), sample_ids=ids[order], readout=results[0].readout,
                        seconds=max(r.seconds for r in results), sim_seconds=sum(r.sim_seconds for r in results))
 

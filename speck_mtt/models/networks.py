@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import SpeckMttError
 from ..mtt.ttm import resample_time
-from .neurons import multistep_if, with_sinabs_neurons
+from .neurons import DEFAULT_FLOOR, multistep_if, with_sinabs_neurons
 
 Head = Literal["if", "membrane"]
 
@@ -101,33 +101,33 @@ def _block(*layers: nn.Module) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def nmnist_3c1fc(bn: bool = False) -> SpikingNet:
-    """3C1FC(W16), 6,160 weights, input 2x34x34, IF-voting head."""
+def nmnist_3c1fc(bn: bool = False, floor: float = DEFAULT_FLOOR) -> SpikingNet:
+    """3C1FC(W16), 6,160 weights, input 2x34x34, IF-voting head; neurons clamp at floor * theta."""
     norm: Callable[[int], nn.Module] = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
     blocks = [
-        _block(conv(2, 8), norm(8), multistep_if()),
-        _block(nn.AvgPool2d(2), conv(8, 16), norm(16), multistep_if()),
-        _block(nn.AvgPool2d(2), conv(16, 16, stride=2), norm(16), multistep_if()),
-        _block(nn.Flatten(), nn.Linear(256, 10, bias=False), multistep_if()),
+        _block(conv(2, 8), norm(8), multistep_if(floor)),
+        _block(nn.AvgPool2d(2), conv(8, 16), norm(16), multistep_if(floor)),
+        _block(nn.AvgPool2d(2), conv(16, 16, stride=2), norm(16), multistep_if(floor)),
+        _block(nn.Flatten(), nn.Linear(256, 10, bias=False), multistep_if(floor)),
     ]
     return SpikingNet("nmnist_3c1fc", _strip_identity(blocks), "if", (2, 34, 34), 10, granularity=1)
 
 
-def gesture_4c2fc(bn: bool = True) -> SpikingNet:
+def gesture_4c2fc(bn: bool = True, floor: float = DEFAULT_FLOOR) -> SpikingNet:
     """4C2FC(W32), 48,592 weights (+176 BN), input 2x128x128, membrane-voting head."""
     norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
     blocks = [
-        _block(nn.AvgPool2d(2), conv(2, 8, stride=2), norm(8), multistep_if()),
-        _block(nn.AvgPool2d(2), conv(8, 16), norm(16), multistep_if()),
-        _block(nn.AvgPool2d(2), conv(16, 32), norm(32), multistep_if()),
-        _block(nn.AvgPool2d(2), conv(32, 32), norm(32), multistep_if()),
-        _block(nn.Flatten(), nn.Linear(512, 64, bias=False), multistep_if()),
+        _block(nn.AvgPool2d(2), conv(2, 8, stride=2), norm(8), multistep_if(floor)),
+        _block(nn.AvgPool2d(2), conv(8, 16), norm(16), multistep_if(floor)),
+        _block(nn.AvgPool2d(2), conv(16, 32), norm(32), multistep_if(floor)),
+        _block(nn.AvgPool2d(2), conv(32, 32), norm(32), multistep_if(floor)),
+        _block(nn.Flatten(), nn.Linear(512, 64, bias=False), multistep_if(floor)),
         _block(nn.Linear(64, 11, bias=False)),
     ]
     return SpikingNet("gesture_4c2fc", _strip_identity(blocks), "membrane", (2, 128, 128), 11, granularity=2)
 
 
-def vggsnn(bn: bool = True, input_size: int = 128) -> SpikingNet:
+def vggsnn(bn: bool = True, input_size: int = 128, floor: float = DEFAULT_FLOOR) -> SpikingNet:
     """VGGSNN for CIFAR10-DVS (about 9.2M weights), membrane-voting head; too large for Speck."""
     norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
     pool_in = max(1, input_size // 32)  # 128 -> 32 (the SPEC's AvgPool4); 48 (SOTA setting) unpooled
@@ -142,7 +142,7 @@ def vggsnn(bn: bool = True, input_size: int = 128) -> SpikingNet:
             layers.append(nn.AvgPool2d(pool_in))
         elif i in (2, 4, 6):
             layers.append(nn.AvgPool2d(2))
-        layers += [conv(c_in, c_out), norm(c_out), multistep_if()]
+        layers += [conv(c_in, c_out), norm(c_out), multistep_if(floor)]
         blocks.append(_block(*layers))
     blocks.append(_block(nn.AvgPool2d(2), nn.Flatten(), nn.Linear(512 * (side // 16) ** 2, 10, bias=False)))
     return SpikingNet("vggsnn", _strip_identity(blocks), "membrane", (2, input_size, input_size), 10, granularity=2)

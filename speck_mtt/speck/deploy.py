@@ -21,6 +21,7 @@ from sinabs.hooks import conv_connection_map
 from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..errors import SpeckMttError
 from ..io import save_json, save_text, save_torch
+from ..models.neurons import floor_of
 from .layout import Layout, layout_model
 
 DEFAULT_DATASET = {"nmnist_3c1fc": "nmnist", "gesture_4c2fc": "gesture", "vggsnn": "cifar10dvs"}
@@ -34,9 +35,10 @@ class Target(str, Enum):
 
 
 def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = None, data_dir: Path | None = None,
-           samples: int = 8, frames: int | None = None) -> dict[str, Any]:
+           samples: int = 8, frames: int | None = None, floor: float | None = None) -> dict[str, Any]:
     """Write artifact.pt, layout.json, report.md and model.pt to out; return the layout.json dict.
 
+    floor: the chip's lower threshold in thresholds (default: the floor the checkpoint was trained with).
     Raises FitError (one line per problem) when the checkpoint holds BN/biases, or when target is
     speck2e and the network does not fit.
     """
@@ -46,11 +48,13 @@ def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = No
     model.eval()
     recipe = _meta(ckpt, "name") if isinstance(ckpt.get("recipe"), dict) else ckpt.get("recipe")
     recipe = recipe if isinstance(recipe, str) else None
-    layout = layout_model(model, target, recipe=recipe, checkpoint=str(checkpoint))
+    trained_floor = floor_of(model)
+    layout = layout_model(model, target, recipe=recipe, checkpoint=str(checkpoint), floor=floor)
     name = dataset or _meta(ckpt, "dataset") or DEFAULT_DATASET.get(model.name)
     n_frames = frames or _meta(ckpt, *_FRAME_KEYS) or _dataset_frames(name) or DEFAULT_FRAMES
     synops = _synops_from_data(layout, name, data_dir, samples, int(n_frames))
     summary = layout_summary(layout, checkpoint=str(checkpoint), recipe=recipe, synops=synops)
+    summary["trained_floor"] = trained_floor
 
     out = Path(out)
     save_torch(layout.artifact, out / "artifact.pt")
@@ -182,7 +186,7 @@ def layout_summary(layout: Layout, *, checkpoint: str | None = None, recipe: Any
     return {
         "format": "speck-mtt-layout-report", "arch": art["arch"], "head": art["head"], "n_classes": art["n_classes"],
         "target": art["target"], "chip": art["chip"], "checkpoint": checkpoint, "recipe": recipe,
-        "fits_chip": art["fits_chip"], "fit_problems": art["fit_problems"],
+        "fits_chip": art["fits_chip"], "fit_problems": art["fit_problems"], "floor": art["floor"],
         "input": {"shape": art["input_shape"], "pool": art["input_pool"], "via": art["input_layer"]},
         "cores": [{"core": i, **c} for i, c in enumerate(layout.capacity)],
         "layers": layers,
@@ -213,6 +217,10 @@ def render_report(summary: dict[str, Any]) -> str:
            f"{inp['pool']}x{inp['pool']}") if inp["via"] == "dvs" else "the first core directly"
     lines += [f"Input: {'x'.join(map(str, inp['shape']))} events, fed through {via}. "
               f"Head: {summary['head']} voting, {summary['n_classes']} classes.", ""]
+    trained = summary.get("trained_floor")
+    lines += [f"Lower threshold (floor): {summary['floor']:g} x threshold_high"
+              + (f" (the model was trained with {trained:g})" if trained is not None else "")
+              + "; threshold_low below is it in chip units, clipped to the 16-bit state.", ""]
     lines += ["| layer | name | input -> output (pooled) | k / s / p | core | kernel mem used / core | "
               "neuron mem used / core | fan-out | SynOps/sample | spikes/sample | scale | threshold high / low |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -270,13 +278,16 @@ def deploy_cmd(
                                                                           "SynOps forward (default: the "
                                                                           "checkpoint's T, else the dataset's "
                                                                           "recipe T).")] = None,
+    floor: Annotated[Optional[float], typer.Option("--floor", help="Lower threshold of every spiking layer in "
+                                                   "thresholds, e.g. -8 (default: the floor the checkpoint was "
+                                                   "trained with).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print layout.json to stdout.")] = False,
 ) -> None:
     """Lay a checkpoint out for Speck2e (or the simulator) and report cores, memory and SynOps."""
     if device is not None and target != Target.speck2e:
         raise SpeckMttError("--device uploads to a Speck2e devkit: use it with --target speck2e")
     summary = deploy(checkpoint, target.value, out, dataset=dataset, data_dir=data_dir, samples=samples,
-                     frames=frames)
+                     frames=frames, floor=floor)
     if device is not None:
         try:
             from .devkit import deploy_to_devkit

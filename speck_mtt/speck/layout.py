@@ -11,6 +11,10 @@ Speck2e constraint table. What we add:
   DVSLayer precedes it; we put sinabs' DVSLayer (pixel array disabled) in front and sinabs folds
   the pooling into it: the chip's DVS layer sum-pools input events ("input_pool"), and the 1/k^2
   goes into the first conv's weights.
+- The lower threshold (floor) is set after discretization, in chip units: sinabs derives one
+  scale from the weights and both thresholds, so a deep floor would cost weight precision (and
+  None, read as -32768, rounds the weights to zero). The layout discretizes with the floor at
+  -theta, then sets threshold_low = round(floor * threshold_high), clipped to the 16-bit state.
 - A membrane-voting head (last Linear without neuron) gets an IAFSqueeze so it becomes a core.
   It is discretized with threshold 1 (so it does not steal weight precision), then its
   thresholds are set to the int16 limits: it never fires in practice, and its accumulated input
@@ -31,15 +35,15 @@ from torch import nn
 
 from ..errors import FitError
 from ..models import SpikingNet
-from ..models.neurons import MIN_V_MEM, THRESHOLD, with_sinabs_neurons
+from ..eventsim.kernels import STATE_MAX, STATE_MIN
+from ..models.neurons import THRESHOLD, check_floor, floor_of, set_floor, with_sinabs_neurons
 from .fit import (CHIP, FitProblem, LayerGeometry, check_layers, check_modules, module_label, raise_if_problems,
                   unmappable_problem)
 from .samna_guard import dynapcnn
 
 FORMAT = "speck-mtt-layout"
 VERSION = 1
-STATE_MAX = 2**15 - 1  # int16 neuron state on chip
-STATE_MIN = -(2**15)
+DISCRETIZATION_FLOOR = -1.0  # the floor sinabs sees while choosing a layer's scale (see above)
 Target = Literal["sim", "speck2e"]
 
 
@@ -64,19 +68,24 @@ def sinabs_input(snn: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Module,
     front, which sinabs then folds the pooling into; a trailing weight layer gets a neuron (its
     thresholds are made unreachable after discretization). A Sequential shares its weight
     modules, any other module is copied; the caller's model is not changed. Neurons are replaced
-    by stateless plain IAFSqueeze twins: sinabs would copy (and discretize) whatever membrane
-    state a previous forward left in the model, and it matches layer types exactly.
+    by stateless plain IAFSqueeze twins clamped at DISCRETIZATION_FLOOR: sinabs would copy (and
+    discretize) whatever membrane state a previous forward left in the model, it matches layer
+    types exactly, and the real floor is set after discretization.
     """
     if not isinstance(snn, nn.Sequential):
-        return with_sinabs_neurons(snn), False
+        prepared = with_sinabs_neurons(snn)
+        set_floor(prepared, DISCRETIZATION_FLOOR)
+        return prepared, False
     layers = list(with_sinabs_neurons(snn))
     membrane = bool(layers) and isinstance(layers[-1], (nn.Conv2d, nn.Linear))
     if membrane:
-        layers.append(sl.IAFSqueeze(batch_size=1, spike_threshold=THRESHOLD, min_v_mem=MIN_V_MEM))
+        layers.append(sl.IAFSqueeze(batch_size=1, spike_threshold=THRESHOLD, min_v_mem=DISCRETIZATION_FLOOR * THRESHOLD))
     if layers and isinstance(layers[0], (nn.AvgPool2d, sl.SumPool2d)):
         c, h, w = input_shape
         layers.insert(0, dynapcnn().DVSLayer(input_shape=(h, w), merge_polarities=(c == 1), disable_pixel_array=True))
-    return nn.Sequential(*layers), membrane
+    prepared = nn.Sequential(*layers)
+    set_floor(prepared, DISCRETIZATION_FLOOR)
+    return prepared, membrane
 
 
 @dataclass
@@ -95,17 +104,19 @@ class Layout:
 
 def convert(snn: nn.Module, input_shape: Sequence[int], *, target: Target = "speck2e", arch: str = "custom",
             n_classes: int | None = None, recipe: str | None = None, checkpoint: str | None = None,
-            names: dict[int, str] | None = None) -> Layout:
+            names: dict[int, str] | None = None, floor: float | None = None) -> Layout:
     """Lay out snn with sinabs and check it against Speck2e; raise FitError listing every problem.
 
     Problems that stop sinabs (bias, BN, layer types, pooling shapes) are raised for every target;
     hardware limits only for target "speck2e" (for "sim" they are kept in Layout.problems).
     names: id(module) -> name used in messages (default: names inside snn).
+    floor: lower threshold in thresholds (default: the floor snn's neurons were trained with).
     """
     input_shape = tuple(int(v) for v in input_shape)
     names = names or {}
     problems = check_modules(snn, input_shape, recipe=recipe, checkpoint=checkpoint, names=names)
     raise_if_problems(problems, f"{arch} cannot be converted to a DynapCNN layout")
+    floor = check_floor(floor_of(snn) if floor is None else floor)
 
     prepared, membrane = sinabs_input(snn, input_shape)
     weights = [(names.get(id(m), n), m) for n, m in snn.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -171,6 +182,11 @@ def convert(snn: nn.Module, input_shape: Sequence[int], *, target: Target = "spe
         if readout == "membrane":
             _set_thresholds(d_layer.spk_layer, STATE_MAX, STATE_MIN)
             _set_thresholds(f_layer.spk_layer, STATE_MAX / scale, STATE_MIN / scale)
+        else:
+            high = float(d_layer.spk_layer.spike_threshold)
+            _set_thresholds(d_layer.spk_layer, high, chip_floor(floor, high))
+            high = float(f_layer.spk_layer.spike_threshold)
+            _set_thresholds(f_layer.spk_layer, high, max(floor * high, STATE_MIN / scale))
         common = {
             "stride": [int(s) for s in d_layer.conv_layer.stride],
             "padding": [int(p) for p in d_layer.conv_layer.padding],
@@ -194,28 +210,43 @@ def convert(snn: nn.Module, input_shape: Sequence[int], *, target: Target = "spe
         "n_classes": int(n_classes if n_classes is not None else geometry[-1].out_shape[0]),
         "input_shape": list(input_shape), "input_pool": input_pool,
         "input_layer": "dvs" if dvs is not None else "core",
-        "discretized": True, "target": target, "chip": CHIP,
+        "discretized": True, "target": target, "chip": CHIP, "floor": floor,
         "fits_chip": not speck_problems, "fit_problems": [str(p) for p in speck_problems],
         "layers": layers, "float_layers": float_layers,
     }
     return Layout(artifact, geometry, speck_problems, capacity, candidates, network, float_network, keys)
 
 
+def chip_floor(floor: float, threshold_high: float) -> float:
+    """threshold_low in chip units: floor thresholds below zero, within the 16-bit state."""
+    return float(max(STATE_MIN, round(floor * threshold_high)))
+
+
+def with_floor(artifact: dict[str, Any], floor: float) -> dict[str, Any]:
+    """A copy of a deploy artifact whose spiking layers clamp at another floor (chip and float
+    units alike), for sweeping the lower threshold without re-deploying."""
+    floor = check_floor(floor)
+    out = {**artifact, "floor": floor, "layers": [dict(la) for la in artifact["layers"]],
+           "float_layers": [dict(la) for la in artifact.get("float_layers", [])]}
+    for layer in out["layers"]:
+        if layer["readout"] == "spikes":
+            layer["threshold_low"] = chip_floor(floor, float(layer["threshold_high"]))
+    for layer in out["float_layers"]:
+        if layer["readout"] == "spikes":
+            layer["threshold_low"] = max(floor * float(layer["threshold_high"]), STATE_MIN / float(layer["scale"]))
+    return out
+
+
 def layout_model(model: SpikingNet, target: Target = "speck2e", *, recipe: str | None = None,
-                 checkpoint: str | None = None) -> Layout:
+                 checkpoint: str | None = None, floor: float | None = None) -> Layout:
     """Layout of a SpikingNet (its to_sequential(), input shape and head)."""
     layout = convert(model.to_sequential(), model.input_shape, target=target, arch=model.name,
                      n_classes=model.n_classes, recipe=recipe, checkpoint=checkpoint,
-                     names={id(m): n for n, m in model.named_modules()})
+                     names={id(m): n for n, m in model.named_modules()}, floor=floor)
     if layout.artifact["head"] != model.head:
         raise FitError(f"{model.name}: head {model.head!r} but the layout ends in a "
                        f"{layout.artifact['head']!r} layer; the last block must match the head")
     return layout
-
-
-def to_dynapcnn(model: SpikingNet):
-    """The discretized sinabs DynapcnnNetwork of the layout (membrane head patched), for make_config."""
-    return layout_model(model, "sim").network
 
 
 def _discretized(float_network):
@@ -233,18 +264,16 @@ def _discretized(float_network):
 
 def _scale(layer) -> float:
     """sinabs' own discretization scale of a (float) DynapcnnLayer: min of the int8 weight scale
-    and the int16 threshold scale (discretize.py, no bias)."""
+    and the int16 threshold scale (discretize.py, no bias), taken before the real floor is set."""
     d = _backend("discretize")
     spk = layer.spk_layer
-    low = STATE_MIN if spk.min_v_mem is None else float(spk.min_v_mem)
-    thresholds = torch.tensor((low, float(spk.spike_threshold)))
+    thresholds = torch.tensor((float(spk.min_v_mem), float(spk.spike_threshold)))
     return float(min(d.determine_discretization_scale(layer.conv_layer.weight.detach(), d.DYNAPCNN_WEIGHT_PRECISION_BITS),
                      d.determine_discretization_scale(thresholds, d.DYNAPCNN_STATE_PRECISION_BITS)))
 
 
 def _thresholds(spk: sl.IAFSqueeze) -> dict[str, float]:
-    low = STATE_MIN if spk.min_v_mem is None else float(spk.min_v_mem)
-    return {"threshold_high": float(spk.spike_threshold), "threshold_low": low}
+    return {"threshold_high": float(spk.spike_threshold), "threshold_low": float(spk.min_v_mem)}
 
 
 def _set_thresholds(spk: sl.IAFSqueeze, high: float, low: float) -> None:
