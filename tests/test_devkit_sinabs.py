@@ -1,0 +1,177 @@
+"""The devkit path through sinabs' real DynapcnnNetwork.to() / make_config, with samna faked only at
+its module boundary (tests/fake_samna.py): the configuration sinabs builds, the events written, the
+device lifecycle, and how failures are reported."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
+from speck_mtt.errors import DeviceError
+from speck_mtt.eventsim.network import load_artifact
+from speck_mtt.models import build_model
+from speck_mtt.speck import devkit
+from speck_mtt.speck.chip_events import neuron_addresses
+from speck_mtt.speck.deploy import deploy
+from speck_mtt.speck.layout import STATE_MAX
+
+sys.path.insert(0, str(Path(__file__).parent))
+import fake_samna  # noqa: E402
+
+EV = np.dtype([("x", "<i2"), ("y", "<i2"), ("p", "<i1"), ("t", "<i8")])
+
+
+def _deploy(root: Path, arch: str, **kwargs) -> Path:
+    checkpoint = root / "model.ckpt"
+    save_checkpoint(make_checkpoint(build_model(arch, **kwargs), kwargs), checkpoint)
+    deploy(checkpoint, "speck2e", root / "deploy", samples=0)
+    return root / "deploy"
+
+
+@pytest.fixture(scope="module")
+def if_dir(tmp_path_factory):
+    """3C1FC, IF-voting head: one monitored core."""
+    return _deploy(tmp_path_factory.mktemp("if"), "nmnist_3c1fc")
+
+
+@pytest.fixture(scope="module")
+def membrane_dir(tmp_path_factory):
+    """4C2FC (bias-free), membrane head behind a pooled (DVS-layer) input."""
+    return _deploy(tmp_path_factory.mktemp("membrane"), "gesture_4c2fc", bn=False)
+
+
+@pytest.fixture
+def board():
+    with fake_samna.installed(fake_samna.Board()) as b:
+        yield b
+
+
+def _quick(deploy_dir, samples, **kw):
+    return devkit.measure_on_devkit(deploy_dir, samples, quiet_ms=1.0, timeout_s=1.0, reset_settle_s=0.0,
+                                    record=kw.pop("record"), **kw)
+
+
+def test_to_applies_the_artifact_as_sinabs_configures_it(board, if_dir):
+    artifact = load_artifact(if_dir)
+    cores = [layer["core"] for layer in artifact["layers"]]
+    with devkit.open_session(if_dir) as session:
+        assert session.network.samna_device is board.opened[0]
+    config = board.applied[0]
+    used = [i for i, layer in enumerate(config.cnn_layers) if layer.weights]
+    assert used == sorted(cores)
+    for i, layer in enumerate(artifact["layers"]):
+        chip = config.cnn_layers[layer["core"]]
+        assert chip.weights == layer["weight"].transpose(2, 3).int().tolist()  # samna holds (out, in, x, y)
+        assert chip.threshold_high == int(layer["threshold_high"]) and chip.biases == [0] * len(chip.biases)
+        enabled = [d.layer for d in chip.destinations if d.enable]
+        assert enabled == [cores[d] for d in layer["destinations"]]
+    assert [i for i, layer in enumerate(config.cnn_layers) if layer.monitor_enable] == [cores[-1]]
+    assert config.dvs_layer.pass_sensor_events is False
+    assert board.open_devices() == []  # closed on leaving the context
+
+
+def test_membrane_head_monitors_the_feeding_core_and_pooled_input(board, membrane_dir):
+    artifact = load_artifact(membrane_dir)
+    cores = [layer["core"] for layer in artifact["layers"]]
+    with devkit.open_session(membrane_dir):
+        pass
+    config = board.applied[0]
+    monitored = [i for i, layer in enumerate(config.cnn_layers) if layer.monitor_enable]
+    assert monitored == sorted({cores[-1], cores[-2]})
+    assert config.cnn_layers[cores[-1]].threshold_high == STATE_MAX  # the readout core never spikes
+    assert config.dvs_layer.pooling == {"x": 2, "y": 2} and config.dvs_layer.destinations[0].layer == cores[0]
+    assert board.open_devices() == []
+
+
+def test_presence_is_a_fresh_enumeration_not_sinabs_cache(board, if_dir):
+    assert devkit.find_devkit(None) == "speck2edevkit:0"
+    with devkit.open_session(if_dir) as session:
+        assert session.present()
+        board.plugged = []
+        assert not session.present()
+    with pytest.raises(DeviceError, match="no speck2edevkit:0 found"):
+        devkit.find_devkit(None)
+
+
+def _spiking_chip(board, out_core, feature):
+    """The chip answers each input Spike with one output spike of `feature` on the output core."""
+    def respond(events):
+        spikes = [e for e in events if isinstance(e, fake_samna.Spike)]
+        return [[fake_samna.Spike(layer=out_core, feature=feature, x=0, y=0, timestamp=e.timestamp + 5)
+                 for e in spikes]] if spikes else []
+    board.respond = respond
+
+
+def test_recording_writes_the_exact_event_stream_and_closes(board, if_dir, tmp_path):
+    io_core = load_artifact(if_dir)["layers"]
+    _spiking_chip(board, io_core[-1]["core"], 7)
+    sample = np.array([(3, 30, 1, 2_000), (33, 0, 0, 1_000), (5, 6, 1, 1_000)], EV)
+    rec = _quick(if_dir, [(sample, 7)], record=tmp_path / "r.npz")
+    spikes = [[(e.layer, e.feature, e.x, e.y, e.timestamp) for e in batch if isinstance(e, fake_samna.Spike)]
+              for batch in board.written]
+    core = io_core[0]["core"]
+    assert [s for s in spikes if s] == [[(core, 0, 33, 0, 0), (core, 1, 5, 6, 0), (core, 1, 3, 30, 1000)]]
+    assert rec.counts[0, 7] == 3 and rec.predictions.tolist() == [7]
+    assert board.watch_log == ["reset", "start", "stop"]
+    assert board.open_devices() == []
+
+
+def test_key_mismatch_fit_and_samna_refusal_say_what_went_wrong(board, if_dir):
+    with pytest.raises(DeviceError, match="does not fit .*samna: core 3: kernel memory"):
+        board.refuse = "core 3: kernel memory"
+        devkit.open_session(if_dir)
+    board.refuse = None
+    board.fail_apply = "USB transfer error"
+    with pytest.raises(DeviceError, match="samna failed .*USB transfer error"):
+        devkit.open_session(if_dir)
+    assert board.open_devices() == []  # the half-opened device is closed too
+    board.fail_apply = None
+    layout = devkit.rebuild_layout(if_dir, load_artifact(if_dir))
+    with pytest.raises(DeviceError, match="layer-to-core keys .* do not match"):
+        devkit.configure(layout.network, "speck2edevkit:0", {99: 0}, [99])
+
+
+def test_usb_stall_is_reported_not_hidden(board, if_dir, tmp_path):
+    out_core = load_artifact(if_dir)["layers"][-1]["core"]
+
+    def stalled(events):
+        if not any(isinstance(e, fake_samna.Spike) for e in events):
+            return []
+        first, late = fake_samna.Spike(layer=out_core, feature=1), fake_samna.Spike(layer=out_core, feature=1)
+        return [[first], [], [late]]  # a gap longer than the quiet period, then the rest
+    board.respond = stalled
+    sample = np.array([(1, 1, 0, 0)], EV)
+    with pytest.warns(UserWarning, match="sample 0 .*1 event.* after"):
+        rec = _quick(if_dir, [(sample, 1), (sample, 1)], record=tmp_path / "r.npz")
+    assert rec.extras["late_events"].tolist() == [1, 1]
+    assert rec.meta["truncated_samples"] == [0, 1]
+
+
+def test_missing_neuron_value_is_read_again(board, membrane_dir, tmp_path):
+    artifact = load_artifact(membrane_dir)
+    out = artifact["layers"][-1]
+    asked = []
+
+    def chip(events):
+        reads = [e for e in events if isinstance(e, fake_samna.ReadNeuronValue)]
+        asked.append(len(reads))
+        answers = [fake_samna.NeuronValue(layer=e.layer, address=e.address, neuron_state=e.address + 1)
+                   for e in reads]
+        return [answers[1:]] if len(asked) == 2 else [answers]  # first readout loses one answer
+    board.respond = chip
+    sample = np.array([(10, 20, 0, 0)], EV)
+    rec = _quick(membrane_dir, [(sample, 0)], record=tmp_path / "r.npz")
+    addresses = neuron_addresses(out["output_shape"])
+    assert asked == [1, len(addresses), 1]  # input, full readout, the one missing address again
+    assert rec.extras["membranes"][0].tolist() == [float(a + 1) for a in addresses[:, 3]]
+
+
+def test_stopwatch_stopped_and_device_closed_on_error(board, if_dir, tmp_path):
+    def unplugged(events):
+        raise RuntimeError("libusb: no device")
+    board.respond = unplugged
+    with pytest.raises(DeviceError, match="failed .*libusb"):
+        _quick(if_dir, [(np.array([(1, 1, 0, 0)], EV), 1)], record=tmp_path / "r.npz")
+    assert board.watch_log[-1] == "stop" and board.open_devices() == []
