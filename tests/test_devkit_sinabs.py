@@ -10,12 +10,14 @@ import pytest
 
 from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
 from speck_mtt.errors import DeviceError
+from speck_mtt.eventsim import compile_artifact, simulate
 from speck_mtt.eventsim.network import load_artifact
 from speck_mtt.models import build_model
 from speck_mtt.speck import devkit
 from speck_mtt.speck.chip_events import neuron_addresses
 from speck_mtt.speck.deploy import deploy
 from speck_mtt.speck.layout import STATE_MAX
+from speck_mtt.speck.recording import load_chip_recording
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fake_samna  # noqa: E402
@@ -143,8 +145,11 @@ def test_usb_stall_is_reported_not_hidden(board, if_dir, tmp_path):
         return [[first], [], [late]]  # a gap longer than the quiet period, then the rest
     board.respond = stalled
     sample = np.array([(1, 1, 0, 0)], EV)
-    with pytest.warns(UserWarning, match="sample 0 .*1 event.* after"):
+    with pytest.warns(UserWarning) as caught:
         rec = _quick(if_dir, [(sample, 1), (sample, 1)], record=tmp_path / "r.npz")
+    assert [str(w.message) for w in caught] == [f"sample {i}: 1 output events arrived after its 1 ms quiet period "
+                                                "(a USB stall?), so its counts are truncated; rerun it with a longer "
+                                                "quiet_ms" for i in (0, 1)]
     assert rec.extras["late_events"].tolist() == [1, 1]
     assert rec.meta["truncated_samples"] == [0, 1]
 
@@ -164,7 +169,7 @@ def test_missing_neuron_value_is_read_again(board, membrane_dir, tmp_path):
     sample = np.array([(10, 20, 0, 0)], EV)
     rec = _quick(membrane_dir, [(sample, 0)], record=tmp_path / "r.npz")
     addresses = neuron_addresses(out["output_shape"])
-    assert asked == [1, len(addresses), 1]  # input, full readout, the one missing address again
+    assert asked == [0, len(addresses), 1]  # input spikes, full readout, the one missing address again
     assert rec.extras["membranes"][0].tolist() == [float(a + 1) for a in addresses[:, 3]]
 
 
@@ -175,3 +180,68 @@ def test_stopwatch_stopped_and_device_closed_on_error(board, if_dir, tmp_path):
     with pytest.raises(DeviceError, match="failed .*libusb"):
         _quick(if_dir, [(np.array([(1, 1, 0, 0)], EV), 1)], record=tmp_path / "r.npz")
     assert board.watch_log[-1] == "stop" and board.open_devices() == []
+
+
+def test_timeout_is_a_device_error_and_closes(board, if_dir, tmp_path):
+    out_core = load_artifact(if_dir)["layers"][-1]["core"]
+    board.respond = lambda events: [[fake_samna.Spike(layer=out_core)]] * 1000  # never quiet
+    with pytest.raises(DeviceError, match="sample 0: .*still sent events"):
+        devkit.measure_on_devkit(if_dir, [(np.array([(1, 1, 0, 0)], EV), 1)], quiet_ms=1.0, timeout_s=0.05,
+                                 reset_settle_s=0.0, record=tmp_path / "r.npz")
+    assert board.open_devices() == []
+
+
+def _simulating_chip(board, artifact, unplug_at=None):
+    """The chip answers each sample with the simulator's output counts as output-core spikes;
+    before the sample numbered unplug_at the devkit leaves the USB bus."""
+    net, out_core, seen = compile_artifact(artifact), artifact["layers"][-1]["core"], []
+
+    def respond(events):
+        spikes = [e for e in events if isinstance(e, fake_samna.Spike)]
+        if not spikes:
+            return []
+        if len(seen) == unplug_at:
+            board.plugged = []
+            raise RuntimeError("libusb: no device")
+        seen.append(spikes)
+        ev = np.array([(e.x, e.y, e.feature, e.timestamp) for e in spikes], EV)
+        counts = simulate(net, ev).counts
+        return [[fake_samna.Spike(layer=out_core, feature=c, timestamp=100 + j) for c, n in enumerate(counts)
+                 for j in range(int(n))]]
+    board.respond = respond
+    return seen
+
+
+def _samples(n, seed=0, size=34):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        ev = np.zeros(300, EV)
+        ev["x"], ev["y"], ev["p"] = rng.integers(0, size, 300), rng.integers(0, size, 300), rng.integers(0, 2, 300)
+        ev["t"] = np.sort(rng.integers(5_000, 60_000, 300))
+        out.append((ev, i % 10))
+    return out
+
+
+def test_unplug_keeps_what_was_recorded_and_resume_finishes(board, if_dir, tmp_path):
+    artifact = load_artifact(if_dir)
+    samples = _samples(5)
+    _simulating_chip(board, artifact, unplug_at=2)
+    record = tmp_path / "run.npz"
+    with pytest.raises(DeviceError) as info:
+        _quick(if_dir, samples, record=record)
+    message = str(info.value)
+    assert "unplugged at sample 2" in message and "--resume" in message and "2 samples are saved" in message
+    assert board.open_devices() == [] and load_chip_recording(record).sample_ids.tolist() == [0, 1]
+
+    with pytest.raises(Exception, match="--resume"):  # no silent overwrite of the partial run
+        _quick(if_dir, samples, record=record)
+    board.plugged = fake_samna.Board().plugged
+    seen = _simulating_chip(board, artifact)
+    rec = _quick(if_dir, samples, record=record, resume=True)
+    assert len(seen) == 3 and rec.sample_ids.tolist() == [0, 1, 2, 3, 4]
+    assert rec.labels.tolist() == [label for _, label in samples] and rec.meta["truncated_samples"] == []
+    net = compile_artifact(artifact)
+    expected = np.stack([simulate(net, ev).counts for ev, _ in samples])
+    assert np.array_equal(rec.counts, expected) and np.array_equal(load_chip_recording(record).counts, expected)
+    assert seen[0][0].timestamp == 0 and {e.layer for e in seen[0]} == {artifact["layers"][0]["core"]}

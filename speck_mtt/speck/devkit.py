@@ -1,16 +1,21 @@
 """A Speck2e devkit through samna and sinabs: deploy a layout, stream samples, record the outputs.
 
 The calls follow sinabs' own dynapcnn backend (io.py, DynapcnnNetwork.to/reset_states/hw_forward):
-the devkit is found in sinabs' device map ("speck2edevkit:N", sorted by USB address), the
-configuration is DynapcnnNetwork.make_config for speck2edevkit with our core assignment, and
+the devkit is found by a fresh samna enumeration ("speck2edevkit:N", sorted by USB address as
+sinabs numbers them; sinabs' own device map is a cache that never forgets an unplugged devkit),
+the configuration is DynapcnnNetwork.make_config for speck2edevkit with our core assignment, and
 DynapcnnNetwork.to() opens the device, applies it and connects a BasicSourceNode/BasicSinkNode
-(ConfigBuilder.get_input_buffer/get_output_buffer) through samna graphs. Per sample (SPEC §6):
-reset the neuron states (config with zero initial states re-applied, as sinabs' reset_states),
-flush the output buffer, reset and start the stopwatch, write samna.speck2e.event.Spike events
-(timestamps in us from 0, sorted), wait for the last timestamp, then read until no event arrives
-for a quiet period; for a membrane-voting head read every output neuron back with
-ReadNeuronValue. samna is imported only through samna_guard.require_real_samna, inside the
-functions (never at import time: the PyPI stub installs itself when imported).
+(ConfigBuilder.get_input_buffer/get_output_buffer) through samna graphs. A session is a context
+manager: the graphs are stopped and samna.device.close_device called on every exit path.
+Before each sample the neuron states are zeroed (config with zero initial states re-applied, as
+sinabs' reset_states); per sample: flush the output buffer, reset and start the stopwatch, write
+samna.speck2e.event.Spike events (timestamps in us from 0, sorted), wait for the last timestamp,
+read until no event arrives for a quiet period, for a membrane-voting head read every output
+neuron back with ReadNeuronValue (asking again for the ones that did not answer), stop the
+stopwatch (also on error). Events that arrive while the next reset settles came after the quiet
+period (a USB stall): they are counted per sample and reported, never silently dropped. samna is
+imported only through samna_guard.require_real_samna, inside the functions (never at import
+time: the PyPI stub installs itself when imported).
 
 UNVERIFIED ON HARDWARE: no devkit was available when this was written; the pure-Python parts
 (chip_events, recording) are tested, the samna calls mirror sinabs 3.1.3 and samna's examples.
@@ -18,15 +23,20 @@ UNVERIFIED ON HARDWARE: no devkit was available when this was written; the pure-
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
+import io as text_io
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+import typer
 
 from ..errors import DeviceError, SpeckMttError
 from ..eventsim.network import load_artifact
@@ -36,6 +46,7 @@ from .recording import ChipRecorder, ChipRecording, file_hash
 from .samna_guard import dynapcnn, require_real_samna
 
 DEVICE_KIND = "speck2edevkit"  # sinabs' name (io.device_types -> samna "Speck2eDevKit")
+READ_RETRIES = 3  # ReadNeuronValue rounds for neurons that did not answer
 MIN_SAMNA = (0, 33)  # sinabs 3.1 requires samna >= 0.33
 CONNECT_HINT = "connect a Speck2e devkit by USB (and check that `samna.device.get_all_devices()` lists it)"
 
@@ -95,18 +106,45 @@ def device_index(device: str | None) -> int:
     return int(index or 0)
 
 
-def find_devkit(device: str | None = None) -> str:
-    """The sinabs device id ('speck2edevkit:N') of a connected devkit, or DeviceError naming what to connect."""
-    _samna()
-    device_id = f"{DEVICE_KIND}:{device_index(device)}"
+def usb_devices() -> list[Any]:
+    """samna's DeviceInfo of every SynSense device on USB now (a fresh enumeration, never a cache)."""
+    samna = _samna()
     try:
-        found = _backend("io").get_device_map()
+        return list(samna.device.get_all_devices())
     except Exception as exc:  # samna raises its own types when USB enumeration fails
         raise DeviceError(f"samna could not list USB devices ({type(exc).__name__}: {exc}); {CONNECT_HINT}") from exc
-    if device_id not in found:
-        others = ", ".join(sorted(found)) or "none"
-        raise DeviceError(f"no {device_id} found (connected SynSense devices: {others}); {CONNECT_HINT}")
+
+
+def connected_devkits() -> list[Any]:
+    """The Speck2e devkits on USB now, index N = 'speck2edevkit:N' (sorted by USB address, as sinabs)."""
+    name = _backend("io").device_types[DEVICE_KIND]
+    return sorted((d for d in usb_devices() if d.device_type_name == name), key=lambda d: d.usb_device_address)
+
+
+def _usb_key(info: Any) -> tuple:
+    return getattr(info, "usb_bus_number", None), info.usb_device_address
+
+
+def find_devkit(device: str | None = None) -> str:
+    """The sinabs device id ('speck2edevkit:N') of a connected devkit, or DeviceError naming what to connect."""
+    device_id = f"{DEVICE_KIND}:{device_index(device)}"
+    found = connected_devkits()
+    if device_index(device) >= len(found):
+        others = ", ".join(sorted({d.device_type_name for d in usb_devices()})) or "none"
+        raise DeviceError(f"no {device_id} found ({len(found)} Speck2e devkits connected; SynSense devices on USB: "
+                          f"{others}); {CONNECT_HINT}")
     return device_id
+
+
+def devices_cmd() -> None:
+    """List the Speck2e devkits connected now (exit 2 with one line when none is, or samna is missing)."""
+    found = connected_devkits()
+    if not found:
+        others = ", ".join(sorted({d.device_type_name for d in usb_devices()})) or "none"
+        raise DeviceError(f"no Speck2e devkit is connected (SynSense devices on USB: {others}); {CONNECT_HINT}")
+    for i, info in enumerate(found):
+        bus, address = _usb_key(info)
+        typer.echo(f"{DEVICE_KIND}:{i}\tserial {getattr(info, 'serial_number', '?')}\tusb bus {bus} address {address}")
 
 
 def rebuild_layout(deploy_dir: Path, artifact: dict[str, Any]):
@@ -151,10 +189,18 @@ class DevkitSession:
     cores: list[int]  # core of each artifact layer
     reset_settle_s: float = 1.0
     _builder: Any = field(default=None, repr=False)
+    usb: tuple = ()  # (bus, address) of the devkit when it was opened
+    _closed: bool = field(default=False, repr=False)
 
     @property
     def handle(self):
         return self.network.samna_device
+
+    def __enter__(self) -> "DevkitSession":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def summary(self) -> dict[str, Any]:
         return {"device": self.device_id, "samna_version": str(getattr(self.samna, "__version__", "")),
@@ -163,11 +209,14 @@ class DevkitSession:
                 "monitored_cores": sorted({self.io.output_core, self.io.spiking_core}),
                 "readout": self.io.readout, "input_pool": self.io.input_pool}
 
-    def reset(self) -> None:
-        """Zero all neuron states: sinabs' reset_states (zero initial values, config re-applied, settle)."""
+    def settle(self, timeout_s: float = 10.0) -> int:
+        """Zero all neuron states (sinabs' reset_states: zero initial values, config re-applied, settle
+        time) and count what arrived meanwhile: events of the last sample that came after its quiet
+        period, i.e. the sample was cut short by a USB stall."""
         self._builder.reset_states(self.network.samna_config)
         self.handle.get_model().apply_configuration(self.network.samna_config)
         time.sleep(self.reset_settle_s)
+        return len(self._drain(time.monotonic() + timeout_s, 0.0, "while its neuron states were reset"))
 
     def _stopwatch(self, on: bool) -> None:
         watch = self.handle.get_stop_watch()
@@ -193,16 +242,26 @@ class DevkitSession:
                                   "(raise the timeout, or reset the devkit)")
 
     def run(self, rows: np.ndarray, quiet_s: float, timeout_s: float) -> SampleOutput:
-        """One sample: reset, flush, stopwatch, write, wait, read (and read membranes back)."""
+        """One sample on zeroed states (settle first): flush, stopwatch, write, wait, read (and read
+        membranes back); the stopwatch is stopped on every exit path."""
+        self.network.samna_output_buffer.get_events()  # flush
+        self._stopwatch(True)
+        try:
+            out = self._sample(rows, quiet_s, timeout_s)
+        except BaseException:
+            with contextlib.suppress(Exception):  # an unplugged devkit cannot stop it; keep the first error
+                self._stopwatch(False)
+            raise
+        self._stopwatch(False)
+        return out
+
+    def _sample(self, rows: np.ndarray, quiet_s: float, timeout_s: float) -> SampleOutput:
         event = self.samna.speck2e.event
         spikes = []
         for layer, feature, x, y, timestamp in rows.tolist():
             spike = event.Spike()
             spike.layer, spike.feature, spike.x, spike.y, spike.timestamp = layer, feature, x, y, timestamp
             spikes.append(spike)
-        self.reset()
-        self.network.samna_output_buffer.get_events()  # flush
-        self._stopwatch(True)
         start = time.monotonic()
         self.network.samna_input_buffer.write(spikes)
         last_s = float(rows["timestamp"][-1]) * 1e-6 if len(rows) else 0.0
@@ -212,37 +271,82 @@ class DevkitSession:
         values = np.zeros(0, NEURON_VALUE)
         if self.io.readout == "membrane":
             values = self._read_states(quiet_s, timeout_s)
-        self._stopwatch(False)
         out = [(e.layer, e.feature, e.x, e.y, e.timestamp) for e in received if isinstance(e, event.Spike)]
         return SampleOutput(np.array(out, OUTPUT_SPIKE) if out else np.zeros(0, OUTPUT_SPIKE), values, wall)
 
     def _read_states(self, quiet_s: float, timeout_s: float) -> np.ndarray:
-        """Every output neuron's state via ReadNeuronValue (answers arrive as NeuronValue events)."""
+        """Every output neuron's state via ReadNeuronValue (answers arrive as NeuronValue events);
+        neurons whose answer got lost are asked again, READ_RETRIES times, then DeviceError."""
         event = self.samna.speck2e.event
-        requests = []
-        for address in neuron_addresses(self.io.output_shape)[:, 3].tolist():
-            request = event.ReadNeuronValue()
-            request.layer, request.address = self.io.output_core, address
-            requests.append(request)
-        self.network.samna_input_buffer.write(requests)
-        got = self._drain(time.monotonic() + timeout_s, quiet_s, "while reading neuron states")
-        rows = [(e.layer, e.address, e.neuron_state) for e in got if isinstance(e, event.NeuronValue)]
-        return np.array(rows, NEURON_VALUE) if rows else np.zeros(0, NEURON_VALUE)
+        core = self.io.output_core
+        missing = neuron_addresses(self.io.output_shape)[:, 3].tolist()
+        states: dict[int, int] = {}
+        for _ in range(READ_RETRIES + 1):
+            requests = []
+            for address in missing:
+                request = event.ReadNeuronValue()
+                request.layer, request.address = core, address
+                requests.append(request)
+            self.network.samna_input_buffer.write(requests)
+            got = self._drain(time.monotonic() + timeout_s, quiet_s, "while reading neuron states")
+            states.update((e.address, e.neuron_state) for e in got if isinstance(e, event.NeuronValue)
+                          and e.layer == core)
+            missing = [a for a in missing if a not in states]
+            if not missing:
+                return np.array([(core, a, v) for a, v in states.items()], NEURON_VALUE)
+        raise DeviceError(f"{len(missing)} output neurons of core {core} did not answer ReadNeuronValue "
+                          f"{READ_RETRIES + 1} times (first address {missing[0]}); reset the devkit")
 
     def present(self) -> bool:
-        """Whether the devkit is still listed on USB (distinguishes an unplug from other failures)."""
+        """Whether this devkit is on USB now (a fresh enumeration: tells an unplug from other failures)."""
         try:
-            return self.device_id in _backend("io").get_device_map()
+            return any(_usb_key(d) == self.usb for d in connected_devkits())
         except Exception:
             return False
 
     def close(self) -> None:
+        """Stop the graphs and close the device (samna.device.close_device), once; never raises, since
+        it runs while other errors are reported (an unplugged devkit has nothing left to close)."""
+        if self._closed:
+            return
+        self._closed = True
         for graph in ("device_input_graph", "device_output_graph"):
             if hasattr(self.network, graph):
-                try:
+                with contextlib.suppress(Exception):
                     getattr(self.network, graph).stop()
-                except Exception:  # an unplugged devkit: nothing left to stop
-                    pass
+        if getattr(self.network, "samna_device", None) is not None:
+            with contextlib.suppress(Exception):
+                self.samna.device.close_device(self.network.samna_device)
+
+
+def _sinabs_refusal(device_id: str, layer2core: dict, exc: ValueError, printed: str) -> str:
+    """What sinabs' ValueError from make_config means: a core map whose keys are not the network's
+    layers, samna's validate_configuration refusing it (sinabs prints samna's reason), or a layer
+    sinabs cannot express."""
+    said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "layer2core_map" in said:
+        return (f"sinabs refused the core map for {device_id}: the layer-to-core keys {sorted(layer2core)} do not "
+                f"match the network's layers ({said}); re-run `speck-mtt deploy CHECKPOINT --target speck2e --out DIR`")
+    if said.startswith("Generated config is not valid"):
+        samna_said = [line for line in printed.strip().splitlines() if line.strip() != "Network is valid"]
+        reason = samna_said[-1].strip() if samna_said else "no reason given"
+        return (f"the configuration does not fit {device_id} (samna: {reason}); samna's validate_configuration "
+                "refused it: check the deploy report, and that samna and sinabs versions match")
+    return f"sinabs could not build the configuration for {device_id}: {said}"
+
+
+def configure(network: Any, device_id: str, layer2core: dict, monitor: list) -> None:
+    """sinabs' DynapcnnNetwork.to() for the devkit, with its errors turned into one-line DeviceErrors."""
+    printed = text_io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):  # sinabs prints samna's validation message
+            network.to(device=device_id, layer2core_map=layer2core, monitor_layers=monitor)
+    except ValueError as exc:
+        raise DeviceError(_sinabs_refusal(device_id, layer2core, exc, printed.getvalue())) from exc
+    except Exception as exc:  # samna/USB failures come as RuntimeError/OSError/samna types
+        said = (str(exc).strip().splitlines() or [""])[0]
+        raise DeviceError(f"samna failed to configure {device_id} ({type(exc).__name__}: {said}); "
+                          f"{CONNECT_HINT}") from exc
 
 
 def open_session(deploy_dir: Path, device: str | None = None, *, reset_settle_s: float = 1.0) -> DevkitSession:
@@ -250,6 +354,7 @@ def open_session(deploy_dir: Path, device: str | None = None, *, reset_settle_s:
     artifact's cores, monitor the output core (and the layer feeding a membrane readout), apply."""
     samna = _samna()
     device_id = find_devkit(device)
+    usb = _usb_key(connected_devkits()[device_index(device)])
     deploy_dir = Path(deploy_dir)
     artifact = load_artifact(deploy_dir)
     io = chip_io(artifact)
@@ -258,23 +363,20 @@ def open_session(deploy_dir: Path, device: str | None = None, *, reset_settle_s:
     keys = layout.keys
     layer2core = {key: core for key, core in zip(keys, cores)}
     monitor = sorted({keys[-1], keys[io.spiking_layer]})
-    network = layout.network
-    try:
-        network.to(device=device_id, layer2core_map=layer2core, monitor_layers=monitor)
-    except ValueError as exc:  # make_config: samna's validate_configuration refused it
-        raise DeviceError(f"samna refused the configuration for {device_id} ({str(exc).splitlines()[0]}); "
-                          "check that samna and sinabs versions match") from exc
-    except Exception as exc:  # samna/USB failures come as RuntimeError/OSError/samna types
-        raise DeviceError(f"could not configure {device_id} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                          f"{CONNECT_HINT}") from exc
     builder = _backend("chip_factory").ChipFactory(device_id).get_config_builder()
-    return DevkitSession(samna, device_id, network, io, cores, reset_settle_s, builder)
+    session = DevkitSession(samna, device_id, layout.network, io, cores, reset_settle_s, builder, usb)
+    try:
+        configure(layout.network, device_id, layer2core, monitor)
+    except BaseException:
+        session.close()  # sinabs may have opened the device before samna failed
+        raise
+    return session
 
 
 def deploy_to_devkit(deploy_dir: Path, device: str | None = None) -> dict[str, Any]:
     """Upload DEPLOY_DIR (written by `speck-mtt deploy --target speck2e`) to a devkit; report the cores."""
-    session = open_session(Path(deploy_dir), device)
-    return session.summary()
+    with open_session(Path(deploy_dir), device) as session:
+        return session.summary()
 
 
 def _samples(dataset: str | Sequence[tuple[np.ndarray, int]], split: str, data_dir: Path | None,
@@ -299,7 +401,9 @@ def measure_on_devkit(deploy_dir: Path, dataset: str | Sequence[tuple[np.ndarray
     record: the .npz written as samples complete (default DEPLOY_DIR/recording-speck2e-<time>.npz);
     resume=True skips the samples it already holds. An unplugged devkit or a timeout stops the
     run with a DeviceError after saving what was recorded. Input drops are not reported by the
-    devkit, so they are not counted (compare with the simulator's SD instead).
+    devkit, so they are not counted (compare with the simulator's SD instead). A sample whose
+    output kept arriving after the quiet period (USB stall) is kept but reported: a warning, its
+    extras["late_events"], and meta["truncated_samples"].
     """
     _samna()  # first: without the real samna this is the one-line error
     deploy_dir = Path(deploy_dir)
@@ -315,39 +419,59 @@ def measure_on_devkit(deploy_dir: Path, dataset: str | Sequence[tuple[np.ndarray
             "dropped_events": "not reported by the devkit"}
     recorder = ChipRecorder(record, meta, resume=resume, raw=raw_events, flush_every=flush_every)
     todo = recorder.todo(list(range(len(samples))))
-    session = open_session(deploy_dir, device, reset_settle_s=reset_settle_s)
-    recorder.meta.update(device=session.device_id, samna_version=session.summary()["samna_version"])
-    n_out = io.output_shape[0]
-    try:
-        for k, i in enumerate(todo):
-            events, label = samples[i]
-            rows = to_device_events(events, io, where=f"sample {i}")
-            try:
-                out = session.run(rows, quiet_ms * 1e-3, timeout_s)
-            except DeviceError as exc:
-                raise DeviceError(f"sample {i}: {exc}; {len(recorder)} samples are saved in {recorder.path}, "
-                                  "continue with --resume") from exc
-            except Exception as exc:  # samna raises RuntimeError & co when the USB link goes away
-                state = "was unplugged" if not session.present() else f"failed ({type(exc).__name__}: {exc})"
-                raise DeviceError(f"{session.device_id} {state} at sample {i}; {len(recorder)} samples are saved in "
-                                  f"{recorder.path}: reconnect it and rerun with --resume") from exc
-            out_counts = count_spikes(out.spikes, io.output_core, n_out)
-            counts = count_spikes(out.spikes, io.spiking_core, io.spiking_channels)
-            if io.readout == "membrane":
-                scores = membranes(out.values, io.output_core, io.output_shape, out_counts, io.threshold_high)
-            else:
-                scores = out_counts.astype(np.float64)
-            out_times = out.spikes["timestamp"][out.spikes["layer"] == io.output_core].astype(np.int64)
-            last_in = int(rows["timestamp"][-1]) if len(rows) else 0
-            extras = {"output_counts": out_counts, "membranes": scores, "wall_ms": out.wall_s * 1e3,
-                      "n_input": len(rows), "last_input_us": last_in,
-                      "first_output_us": int(out_times.min()) if out_times.size else -1,
-                      "last_output_us": int(out_times.max()) if out_times.size else -1}
-            recorder.add(i, int(label), counts, int(np.argmax(scores)), extras, out.spikes if raw_events else None)
-            if progress is not None:
-                progress(k + 1, len(todo))
-    finally:
-        if len(recorder):
-            recorder.flush()
-        session.close()
+    with open_session(deploy_dir, device, reset_settle_s=reset_settle_s) as session:
+        recorder.meta.update(device=session.device_id, samna_version=session.summary()["samna_version"])
+        try:
+            session.settle(timeout_s)
+            for k, i in enumerate(todo):
+                events, label = samples[i]
+                rows = to_device_events(events, io, where=f"sample {i}")
+                out, late = _measure_sample(session, recorder, i, rows, quiet_ms * 1e-3, timeout_s)
+                if late:
+                    warnings.warn(f"sample {i}: {late} output events arrived after its {quiet_ms:g} ms quiet period "
+                                  "(a USB stall?), so its counts are truncated; rerun it with a longer quiet_ms",
+                                  stacklevel=2)
+                _record(recorder, io, i, int(label), rows, out, late, raw_events)
+                if progress is not None:
+                    progress(k + 1, len(todo))
+        finally:
+            if len(recorder):
+                late = recorder.recording().extras.get("late_events", np.zeros(0))
+                recorder.meta["truncated_samples"] = [int(i) for i in recorder.recording().sample_ids[late > 0]]
+                recorder.flush()
     return recorder.recording()
+
+
+def _measure_sample(session: DevkitSession, recorder: ChipRecorder, i: int, rows: np.ndarray, quiet_s: float,
+                    timeout_s: float) -> tuple[SampleOutput, int]:
+    """Run sample i, then zero the states for the next one and count its late events; a failure is a
+    DeviceError saying what is saved and how to continue."""
+    try:
+        out = session.run(rows, quiet_s, timeout_s)
+        return out, session.settle(timeout_s)
+    except DeviceError as exc:
+        raise DeviceError(f"sample {i}: {exc}; {len(recorder)} samples are saved in {recorder.path}, "
+                          "continue with --resume") from exc
+    except Exception as exc:  # samna raises RuntimeError & co when the USB link goes away
+        state = "was unplugged" if not session.present() else f"failed ({type(exc).__name__}: {exc})"
+        raise DeviceError(f"{session.device_id} {state} at sample {i}; {len(recorder)} samples are saved in "
+                          f"{recorder.path}: reconnect it and rerun with --resume") from exc
+
+
+def _record(recorder: ChipRecorder, io: ChipIO, i: int, label: int, rows: np.ndarray, out: SampleOutput, late: int,
+            raw_events: bool) -> None:
+    """Sample i's counts, scores and timing into the recording."""
+    n_out = io.output_shape[0]
+    out_counts = count_spikes(out.spikes, io.output_core, n_out)
+    counts = count_spikes(out.spikes, io.spiking_core, io.spiking_channels)
+    if io.readout == "membrane":
+        scores = membranes(out.values, io.output_core, io.output_shape, out_counts, io.threshold_high)
+    else:
+        scores = out_counts.astype(np.float64)
+    out_times = out.spikes["timestamp"][out.spikes["layer"] == io.output_core].astype(np.int64)
+    last_in = int(rows["timestamp"][-1]) if len(rows) else 0
+    extras = {"output_counts": out_counts, "membranes": scores, "wall_ms": out.wall_s * 1e3,
+              "n_input": len(rows), "last_input_us": last_in, "late_events": late,
+              "first_output_us": int(out_times.min()) if out_times.size else -1,
+              "last_output_us": int(out_times.max()) if out_times.size else -1}
+    recorder.add(i, label, counts, int(np.argmax(scores)), extras, out.spikes if raw_events else None)
