@@ -1,4 +1,4 @@
-"""The `speck-mtt` command: train | deploy | measure | report | early-exit | search | data.
+"""The `speck-mtt` command: train | deploy | measure | report | early-exit | search | devices | data.
 Each area owns its command function; this module only wires them up."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ def _register() -> None:
     from .mtt.search import search_cmd
     from .report import report_cmd
     from .speck.deploy import deploy_cmd
+    from .speck.devkit import devices_cmd
     from .train import train_cmd
 
     app.command("train")(train_cmd)
@@ -28,6 +29,7 @@ def _register() -> None:
     app.command("report")(report_cmd)
     app.command("early-exit")(dynamic_cmd)
     app.command("search")(search_cmd)
+    app.command("devices")(devices_cmd)
     app.add_typer(data_app, name="data", help="Inspect and prepare datasets (real or built-in offline).")
 
 

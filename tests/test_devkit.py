@@ -2,7 +2,10 @@
 tests' wired nets checked in the simulator. The devkit path itself runs through sinabs on a fake
 samna in test_devkit_sinabs.py."""
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +103,53 @@ def test_hardware_wired_net_does_what_the_hardware_test_expects():
         result = simulate(artifact, np.array([(x, y, p, 0)], EV))
         assert result.counts.tolist() == [0, 0, 0, expected] + [0] * 6
         assert result.layer_spikes[0] == 1
+
+
+def _devices(tmp_path, samna_source: str | None, **env) -> subprocess.CompletedProcess:
+    """`speck-mtt devices` through the installed console script, with samna_source as the only samna."""
+    path = tmp_path / "site"
+    if samna_source is not None:
+        (path / "samna").mkdir(parents=True)
+        (path / "samna" / "__init__.py").write_text(samna_source)
+    script = Path(sys.executable).parent / "speck-mtt"
+    environment = {**os.environ, "PYTHONPATH": str(path), "TESTS_DIR": str(Path(__file__).parent), **env}
+    return subprocess.run([str(script), "devices"], capture_output=True, text=True, env=environment, timeout=120)
+
+
+STUB = """# PYPI_SAMNA: stands for the PyPI stub, which pip-installs samna when imported
+import os
+open(os.environ["STUB_MARKER"], "w").write("imported")
+"""
+
+FAKE = """import os, sys
+sys.path.insert(0, os.environ["TESTS_DIR"])
+import fake_samna
+board = fake_samna.Board(int(os.environ["FAKE_DEVKITS"]))
+board.plugged.append(fake_samna.DeviceInfo(device_type_name="Davis 346", usb_device_address=3, usb_bus_number=2,
+                                           serial_number="D1"))
+sys.modules.update(board.modules())
+"""
+
+
+@pytest.mark.skipif(real_samna_installed(), reason="the real samna is installed here")
+def test_devices_without_real_samna_is_one_line_and_never_imports_the_stub(tmp_path):
+    marker = tmp_path / "stub-ran"
+    done = _devices(tmp_path, STUB, STUB_MARKER=str(marker))
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and done.stdout == "" and len(err) == 1
+    assert err[0].startswith("error: the real samna is not installed") and "connect a Speck2e devkit" in err[0]
+    assert not marker.exists()
+
+
+def test_devices_lists_what_samna_enumerates(tmp_path):
+    done = _devices(tmp_path, FAKE, FAKE_DEVKITS="2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["speck2edevkit:0\tserial SN0\tusb bus 1 address 10",
+                                        "speck2edevkit:1\tserial SN1\tusb bus 1 address 11"]
+
+
+def test_devices_says_in_one_line_that_nothing_is_connected(tmp_path):
+    done = _devices(tmp_path, FAKE, FAKE_DEVKITS="0")
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1
+    assert err[0].startswith("error: no Speck2e devkit is connected (SynSense devices on USB: Davis 346)")
