@@ -192,6 +192,9 @@ class Model:
             raise RuntimeError(self.device.board.fail_apply)
         self.device.board.applied.append(copy.deepcopy(config))
 
+    def get_configuration(self) -> SpeckConfiguration:
+        return copy.deepcopy(self.device.board.applied[-1])
+
     def get_sink_node(self) -> _ModelSink:
         return self.sink
 

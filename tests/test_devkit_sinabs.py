@@ -87,6 +87,28 @@ def test_membrane_head_monitors_the_feeding_core_and_pooled_input(board, membran
     assert board.open_devices() == []
 
 
+@pytest.mark.parametrize("which", ["if", "membrane"])
+def test_read_back_check_finds_a_core_map_that_differs(board, if_dir, membrane_dir, which):
+    deploy_dir = if_dir if which == "if" else membrane_dir
+    artifact = load_artifact(deploy_dir)
+    cores = [layer["core"] for layer in artifact["layers"]]
+    with devkit.open_session(deploy_dir) as session:
+        config = session.applied_configuration()
+    assert devkit.configuration_problems(config, artifact) == []
+    first, second = config.cnn_layers[cores[0]], config.cnn_layers[cores[1]]
+    first.weights, second.weights = second.weights, first.weights
+    config.cnn_layers[cores[-1]].monitor_enable = False
+    config.cnn_layers[cores[0]].destinations[0].pooling = 4
+    problems = devkit.configuration_problems(config, artifact)
+    monitored = sorted({cores[-1], cores[-2]}) if which == "membrane" else [cores[-1]]
+    kept = [c for c in monitored if c != cores[-1]]
+    assert problems == [f"layer 0: core {cores[0]} does not hold its weights",
+                        f"layer 0: core {cores[0]} sends to (core, pooling) [({cores[1]}, 4)], asked "
+                        f"[({cores[1]}, {artifact['layers'][0]['pool'][0]})]",
+                        f"layer 1: core {cores[1]} does not hold its weights",
+                        f"monitored cores {kept}, asked {monitored}"]
+
+
 def test_presence_is_a_fresh_enumeration_not_sinabs_cache(board, if_dir):
     assert devkit.find_devkit(None) == "speck2edevkit:0"
     with devkit.open_session(if_dir) as session:

@@ -209,6 +209,10 @@ class DevkitSession:
                 "monitored_cores": sorted({self.io.output_core, self.io.spiking_core}),
                 "readout": self.io.readout, "input_pool": self.io.input_pool}
 
+    def applied_configuration(self) -> Any:
+        """The configuration the device model holds (samna's get_configuration), to check against the artifact."""
+        return self.handle.get_model().get_configuration()
+
     def settle(self, timeout_s: float = 10.0) -> int:
         """Zero all neuron states (sinabs' reset_states: zero initial values, config re-applied, settle
         time) and count what arrived meanwhile: events of the last sample that came after its quiet
@@ -317,6 +321,43 @@ class DevkitSession:
         if getattr(self.network, "samna_device", None) is not None:
             with contextlib.suppress(Exception):
                 self.samna.device.close_device(self.network.samna_device)
+
+
+def _xy(value: Any) -> tuple[int, int]:
+    """(x, y) of a samna pair, which sinabs may have set from a dict."""
+    if isinstance(value, dict):
+        return int(value["x"]), int(value["y"])
+    return int(value.x), int(value.y)
+
+
+def configuration_problems(config: Any, artifact: dict[str, Any]) -> list[str]:
+    """Where a Speck2e configuration differs from what the deploy artifact asks: per core the
+    weights (samna holds kernels as (out, in, x, y)), threshold, destinations and their pooling,
+    the monitored cores, and the input pooling of the DVS layer; empty when they agree."""
+    io = chip_io(artifact)
+    layers = artifact["layers"]
+    cores = [int(layer["core"]) for layer in layers]
+    problems = []
+    for i, layer in enumerate(layers):
+        chip = config.cnn_layers[cores[i]]
+        weight = layer["weight"].transpose(2, 3).int().numpy()
+        if not np.array_equal(np.asarray(chip.weights), weight):
+            problems.append(f"layer {i}: core {cores[i]} does not hold its weights")
+        if int(chip.threshold_high) != int(layer["threshold_high"]):
+            problems.append(f"layer {i}: core {cores[i]} threshold {chip.threshold_high}, asked "
+                            f"{int(layer['threshold_high'])}")
+        sent = [(int(d.layer), int(d.pooling)) for d in chip.destinations if d.enable]
+        asked = [(cores[d], int(layer["pool"][0])) for d in layer["destinations"]]
+        if sent != asked:
+            problems.append(f"layer {i}: core {cores[i]} sends to (core, pooling) {sent}, asked {asked}")
+    monitored = [c for c, layer in enumerate(config.cnn_layers) if layer.monitor_enable]
+    if monitored != sorted({io.output_core, io.spiking_core}):
+        problems.append(f"monitored cores {monitored}, asked {sorted({io.output_core, io.spiking_core})}")
+    if artifact.get("input_layer") == "dvs":
+        pool = _xy(config.dvs_layer.pooling)
+        if pool != (io.input_pool, io.input_pool):
+            problems.append(f"DVS layer pools {pool}, asked {io.input_pool}")
+    return problems
 
 
 def _sinabs_refusal(device_id: str, layer2core: dict, exc: ValueError, printed: str) -> str:
