@@ -5,7 +5,7 @@ which is detected by reading it and never imported) or without a devkit, each on
 with the reason. Environment:
 - SPECK_MTT_DEVICE: devkit id (default speck2edevkit:0).
 - SPECK_MTT_HW_CHECKPOINT: a trained bias-free nmnist_3c1fc checkpoint for the batch tests
-  (default: the hand-wired net below, whose every spike path is known).
+  (default: the hand-wired 3C1FC of wired.py, whose every spike path is known).
 - SPECK_MTT_HW_SAMPLES (default 20), SPECK_MTT_HW_SD_BOUND (default 0.10, chip vs simulator and
   chip vs chip; the paper measured 3.92% and 2.81% on N-MNIST).
 """
@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+from wired import deploy_model, wired_gesture, wired_nmnist
 
 from speck_mtt.speck.samna_guard import INSTALL_HINT, real_samna_installed
 
@@ -47,37 +47,29 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def wired_nmnist(target_class: int = 3):
-    """3C1FC where an input event (x, y, p) takes one path: channel 0 of every layer at the mapped
-    position, then output `target_class`. Each layer's only weight reaches its threshold (the 4
-    after an AvgPool becomes 1 once sinabs folds the 1/4 in), so every event makes one spike per
-    layer, except at the stride-2 conv where only events with (y // 4, x // 4) both even go on
-    (its centre tap): such an event gives exactly one output spike, at `target_class`."""
-    from speck_mtt.models import build_model
-
-    model = build_model("nmnist_3c1fc")
-    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    with torch.no_grad():
-        for m in convs:
-            m.weight.zero_()
-        convs[0].weight[0, :, 1, 1] = 1.0
-        convs[1].weight[0, 0, 1, 1] = 4.0
-        convs[2].weight[0, 0, 1, 1] = 4.0
-        convs[3].weight[target_class, :16] = 1.0  # flatten indices 0..15 = channel 0 of the 4x4 map
-    return model
-
-
 @pytest.fixture(scope="session")
 def deploy_dir(tmp_path_factory) -> Path:
-    """A speck2e deploy directory (artifact.pt + model.pt) of the checkpoint under test."""
-    from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
+    """The checkpoint under test (SPECK_MTT_HW_CHECKPOINT), else the wired 3C1FC."""
     from speck_mtt.speck.deploy import deploy
 
     root = tmp_path_factory.mktemp("hw")
     checkpoint = os.environ.get("SPECK_MTT_HW_CHECKPOINT")
     if checkpoint is None:
-        checkpoint = root / "wired.pt"
-        save_checkpoint(make_checkpoint(wired_nmnist(), {}, dataset="nmnist-sim"), checkpoint)
-    out = root / "deploy"
-    deploy(Path(checkpoint), "speck2e", out, samples=0)
-    return out
+        return deploy_model(root, *wired_nmnist())
+    deploy(Path(checkpoint), "speck2e", root / "deploy", samples=0)
+    return root / "deploy"
+
+
+@pytest.fixture(scope="session")
+def wired_dir(tmp_path_factory) -> Path:
+    return deploy_model(tmp_path_factory.mktemp("wired"), *wired_nmnist())
+
+
+@pytest.fixture(scope="session")
+def half_off_dir(tmp_path_factory) -> Path:
+    return deploy_model(tmp_path_factory.mktemp("half"), *wired_nmnist(off_weight=0.5))
+
+
+@pytest.fixture(scope="session")
+def gesture_dir(tmp_path_factory) -> Path:
+    return deploy_model(tmp_path_factory.mktemp("gesture"), *wired_gesture())

@@ -1,5 +1,8 @@
-"""On a real Speck2e devkit: deploy, one event in -> the expected output, a small N-MNIST-style
-batch against the simulator (SD bound), and chip-vs-chip SD of two identical runs."""
+"""On a real Speck2e devkit: tests that fail on a specific mistake of the devkit path (see README.md):
+the applied core map and monitors read back, x vs y and ON vs OFF, the state reset, input
+timestamps, the membrane readout of a 4C2FC head, the pooled input; then a batch against the
+simulator (SD bound) and chip vs chip. Every expectation on a wired net is also checked in the
+simulator without hardware (tests/test_devkit.py), so a failure here points at the chip path."""
 
 from __future__ import annotations
 
@@ -7,19 +10,103 @@ import os
 
 import numpy as np
 import pytest
+from wired import OFF, ON, events
 
 from speck_mtt.eventsim import compile_artifact, simulate, spike_difference
 from speck_mtt.eventsim.network import load_artifact
 from speck_mtt.eventsim.recording import compare_recordings
-from speck_mtt.speck.devkit import deploy_to_devkit, measure_on_devkit
+from speck_mtt.speck.devkit import configuration_problems, measure_on_devkit, open_session
 
 pytestmark = pytest.mark.hardware
 
 DEVICE = os.environ.get("SPECK_MTT_DEVICE")  # default speck2edevkit:0
-
 N_SAMPLES = int(os.environ.get("SPECK_MTT_HW_SAMPLES", "20"))
 SD_BOUND = float(os.environ.get("SPECK_MTT_HW_SD_BOUND", "0.10"))
-EV = np.dtype([("x", "<i2"), ("y", "<i2"), ("p", "<i1"), ("t", "<i8")])
+
+# 3C1FC wired net (wired.ROUTES): (17, 2) maps to y//8 = 0, x//8 = 2; (2, 17) to the transpose.
+ROUTED = [(events((17, 2, ON, 0)), 1), (events((2, 17, ON, 0)), 2), (events((17, 2, OFF, 0)), 5),
+          (events((2, 17, OFF, 0)), 6), (events((4, 4, ON, 0)), None)]  # (4, 4): stopped at the stride-2 conv
+
+
+def _measure(deploy_dir, samples, tmp_path, name):
+    return measure_on_devkit(deploy_dir, samples, record=tmp_path / f"{name}.npz", device=DEVICE)
+
+
+def _one_hot(cls, n=10):
+    row = [0] * n
+    if cls is not None:
+        row[cls] = 1
+    return row
+
+
+@pytest.mark.parametrize("which", ["wired_dir", "gesture_dir"])
+def test_applied_configuration_reads_back_as_the_artifact_asks(which, request):
+    deploy_dir = request.getfixturevalue(which)
+    artifact = load_artifact(deploy_dir)
+    with open_session(deploy_dir, DEVICE) as session:
+        problems = configuration_problems(session.applied_configuration(), artifact)
+    assert problems == []
+
+
+def test_x_y_and_polarity_reach_their_own_class(wired_dir, tmp_path):
+    rec = _measure(wired_dir, [(ev, cls or 0) for ev, cls in ROUTED], tmp_path, "routes")
+    assert rec.counts.tolist() == [_one_hot(cls) for _, cls in ROUTED]
+
+
+def test_state_is_reset_between_samples(half_off_dir, tmp_path):
+    once = events((17, 2, OFF, 0))  # half a threshold: nothing, unless the last sample's half is still there
+    twice = events((17, 2, OFF, 0), (17, 2, OFF, 10))  # the path itself works: class 5
+    rec = _measure(half_off_dir, [(once, 5), (once, 5), (twice, 5), (once, 5)], tmp_path, "reset")
+    assert rec.counts.tolist() == [_one_hot(None), _one_hot(None), _one_hot(5), _one_hot(None)]
+
+
+def test_an_event_at_one_second_is_answered_after_one_second(wired_dir, tmp_path):
+    sample = events((4, 4, ON, 0), (17, 2, ON, 1_000_000))  # the first (stopped) event keeps t = 1 s after rebasing
+    rec = _measure(wired_dir, [(sample, 1)], tmp_path, "timestamp")
+    assert rec.counts.tolist() == [_one_hot(1)]
+    first = int(rec.extras["first_output_us"][0])
+    assert 1_000_000 <= first < 1_100_000, f"output at {first} us for an input at 1 s"
+
+
+MEMBRANE_SAMPLES = [events((1, 33, ON, 0)), events((33, 1, ON, 0)), events((100, 36, OFF, 0), (65, 5, ON, 500))]
+POOLED_SAMPLES = [events((0, 0, ON, 0)), events((1, 1, ON, 0)), events((2, 0, ON, 0)), events((124, 124, OFF, 0))]
+
+
+def _membranes(deploy_dir, samples, tmp_path, name):
+    rec = _measure(deploy_dir, [(ev, 0) for ev in samples], tmp_path, name)
+    artifact = load_artifact(deploy_dir)
+    expected = [simulate(artifact, ev).membranes.tolist() for ev in samples]
+    return rec.extras["membranes"].tolist(), expected
+
+
+def test_membrane_readout_of_a_4c2fc_head(gesture_dir, tmp_path):
+    got, expected = _membranes(gesture_dir, MEMBRANE_SAMPLES, tmp_path, "membranes")
+    assert got == expected
+
+
+def test_pooled_input(gesture_dir, tmp_path):
+    got, expected = _membranes(gesture_dir, POOLED_SAMPLES, tmp_path, "pooled")
+    assert got[0] == got[1] != [0.0] * 11  # (0, 0) and (1, 1) are one pooled pixel
+    assert got[2] == [0.0] * 11  # pooled x = 1: odd, stopped at the stride-2 conv
+    assert got == expected
+
+
+def test_batch_matches_the_simulator(deploy_dir, batch, tmp_path):
+    rec = _measure(deploy_dir, batch, tmp_path, "chip")
+    net = compile_artifact(load_artifact(deploy_dir))
+    sim = np.stack([simulate(net, ev).counts for ev, _ in batch])
+    assert sim.sum() > 0, "the simulator sees no output spikes: the SD would be undefined"
+    sd = spike_difference(rec.counts, sim)
+    print(f"chip vs simulator on {len(batch)} samples: SD {sd.pooled:.2%} (per-sample mean {sd.per_sample_mean:.2%})")
+    assert sd.pooled <= SD_BOUND
+
+
+def test_repeated_runs_chip_vs_chip(deploy_dir, batch, tmp_path):
+    first = _measure(deploy_dir, batch, tmp_path, "a")
+    second = _measure(deploy_dir, batch, tmp_path, "b")
+    sd, n = compare_recordings(second, first)
+    print(f"chip vs chip on {n} samples: SD {sd.pooled:.2%} (per-sample mean {sd.per_sample_mean:.2%})")
+    assert n == len(batch) and np.isfinite(sd.pooled) and sd.pooled <= SD_BOUND
 
 
 @pytest.fixture(scope="module")
@@ -28,41 +115,3 @@ def batch(tmp_path_factory):
 
     data = event_dataset("nmnist-sim", "test", data_dir=tmp_path_factory.mktemp("data"), limit=N_SAMPLES)
     return [data[i] for i in range(len(data))]
-
-
-def test_deploy_uses_the_artifact_cores(deploy_dir):
-    summary = deploy_to_devkit(deploy_dir, DEVICE)
-    cores = [layer["core"] for layer in load_artifact(deploy_dir)["layers"]]
-    assert list(summary["cores"].values()) == cores
-    assert summary["input_core"] == cores[0] and summary["output_core"] == cores[-1]
-
-
-@pytest.mark.skipif("SPECK_MTT_HW_CHECKPOINT" in os.environ, reason="the one-event test needs the wired net")
-def test_one_event_gives_the_expected_output(deploy_dir, tmp_path):
-    samples = [(np.array([(0, 0, 0, 0)], EV), 3),  # reaches the output: one spike at class 3
-               (np.array([(9, 17, 1, 0)], EV), 3),
-               (np.array([(4, 4, 0, 0)], EV), 0)]  # stops at the stride-2 layer: no output
-    rec = measure_on_devkit(deploy_dir, samples, record=tmp_path / "one.npz", device=DEVICE)
-    expected = np.zeros((3, 10), np.int64)
-    expected[0, 3] = expected[1, 3] = 1
-    assert rec.counts.tolist() == expected.tolist()
-    artifact = load_artifact(deploy_dir)
-    assert rec.counts.tolist() == [simulate(artifact, ev).counts.tolist() for ev, _ in samples]
-
-
-def test_batch_matches_the_simulator(deploy_dir, batch, tmp_path):
-    rec = measure_on_devkit(deploy_dir, batch, record=tmp_path / "chip.npz", device=DEVICE)
-    net = compile_artifact(load_artifact(deploy_dir))
-    sim = np.stack([simulate(net, events).counts for events, _ in batch])
-    assert sim.sum() > 0, "the simulator sees no output spikes: the SD would be undefined"
-    sd = spike_difference(rec.counts, sim)
-    print(f"chip vs simulator on {len(batch)} samples: SD {sd.pooled:.2%} (per-sample mean {sd.per_sample_mean:.2%})")
-    assert sd.pooled <= SD_BOUND
-
-
-def test_repeated_runs_chip_vs_chip(deploy_dir, batch, tmp_path):
-    first = measure_on_devkit(deploy_dir, batch, record=tmp_path / "a.npz", device=DEVICE)
-    second = measure_on_devkit(deploy_dir, batch, record=tmp_path / "b.npz", device=DEVICE)
-    sd, n = compare_recordings(second, first)
-    print(f"chip vs chip on {n} samples: SD {sd.pooled:.2%} (per-sample mean {sd.per_sample_mean:.2%})")
-    assert n == len(batch) and np.isfinite(sd.pooled) and sd.pooled <= SD_BOUND

@@ -89,20 +89,58 @@ def test_device_index():
         devkit.device_index("speck2edevkit:x")
 
 
-def test_hardware_wired_net_does_what_the_hardware_test_expects():
-    """The one-event hardware test's expectations hold in the simulator (checked without a devkit)."""
-    import importlib.util
-    from pathlib import Path
+HARDWARE_TESTS = Path(__file__).resolve().parents[1] / "hardware_tests"
 
-    path = Path(__file__).resolve().parents[1] / "hardware_tests" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("hardware_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    artifact = layout_model(module.wired_nmnist(target_class=3), "speck2e").artifact
-    for (x, y, p), expected in [((0, 0, 0), 1), ((9, 17, 1), 1), ((4, 4, 0), 0), ((33, 33, 1), 0)]:
-        result = simulate(artifact, np.array([(x, y, p, 0)], EV))
-        assert result.counts.tolist() == [0, 0, 0, expected] + [0] * 6
-        assert result.layer_spikes[0] == 1
+
+@pytest.fixture(scope="module")
+def hw():
+    """hardware_tests' wired nets and samples, and the artifacts sinabs lays them out to."""
+    sys.path.insert(0, str(HARDWARE_TESTS))
+    try:
+        import test_devkit_hw
+        import wired
+    finally:
+        sys.path.remove(str(HARDWARE_TESTS))
+    lay = {name: layout_model(net()[0], "speck2e").artifact for name, net in
+           [("wired", wired.wired_nmnist), ("half", lambda: wired.wired_nmnist(0.5)), ("gesture", wired.wired_gesture)]}
+    return wired, test_devkit_hw, lay
+
+
+def test_hardware_routes_tell_x_from_y_and_on_from_off(hw):
+    """What test_x_y_and_polarity_reach_their_own_class expects holds in the simulator, and a chip
+    that swapped x/y or flipped the polarity would answer with another class."""
+    wired, t, lay = hw
+    for ev, cls in t.ROUTED:
+        assert simulate(lay["wired"], ev).counts.tolist() == t._one_hot(cls)
+    classes = [cls for _, cls in t.ROUTED[:4]]
+    assert len(set(classes)) == 4  # (x, y) vs (y, x), ON vs OFF: four different answers
+
+
+def test_hardware_reset_sample_needs_the_reset(hw):
+    wired, _, lay = hw
+    once = wired.events((17, 2, wired.OFF, 0))
+    assert simulate(lay["half"], once).counts.sum() == 0
+    assert simulate(lay["half"], wired.events((17, 2, wired.OFF, 0), (17, 2, wired.OFF, 10))).counts[5] == 1
+    carried = wired.events((17, 2, wired.OFF, 0), (17, 2, wired.OFF, 2_000_000))  # the second sample, unreset
+    assert simulate(lay["half"], carried).counts[5] == 1
+
+
+def test_hardware_timestamp_sample_reaches_the_output(hw):
+    wired, _, lay = hw
+    result = simulate(lay["wired"], wired.events((4, 4, wired.ON, 0), (17, 2, wired.ON, 1_000_000)))
+    assert result.counts.tolist() == [0, 1] + [0] * 8 and result.layer_spikes[0] == 2  # the first event only primes
+
+
+def test_hardware_membrane_and_pooled_samples_are_distinguishable(hw):
+    wired, t, lay = hw
+    gesture = lay["gesture"]
+    assert gesture["head"] == "membrane" and gesture["input_pool"] == 2 and gesture["input_layer"] == "dvs"
+    vectors = [tuple(simulate(gesture, ev).membranes.tolist()) for ev in t.MEMBRANE_SAMPLES]
+    assert len(set(vectors)) == 3 and all(any(v) for v in vectors)
+    pooled = [simulate(gesture, ev).membranes.tolist() for ev in t.POOLED_SAMPLES]
+    assert pooled[0] == pooled[1] != [0.0] * 11 and pooled[2] == [0.0] * 11 and any(pooled[3])
+    unpooled = simulate(gesture, wired.events((4, 0, wired.ON, 0))).membranes  # what (2, 0) unpooled would reach
+    assert any(unpooled)
 
 
 def _devices(tmp_path, samna_source: str | None, **env) -> subprocess.CompletedProcess:
