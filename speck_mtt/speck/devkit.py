@@ -125,14 +125,18 @@ def _usb_key(info: Any) -> tuple:
     return getattr(info, "usb_bus_number", None), info.usb_device_address
 
 
+def _on_usb() -> str:
+    """The kinds of SynSense device on USB now, for messages."""
+    return ", ".join(sorted({d.device_type_name for d in usb_devices()})) or "none"
+
+
 def find_devkit(device: str | None = None) -> str:
     """The sinabs device id ('speck2edevkit:N') of a connected devkit, or DeviceError naming what to connect."""
     device_id = f"{DEVICE_KIND}:{device_index(device)}"
     found = connected_devkits()
     if device_index(device) >= len(found):
-        others = ", ".join(sorted({d.device_type_name for d in usb_devices()})) or "none"
         raise DeviceError(f"no {device_id} found ({len(found)} Speck2e devkits connected; SynSense devices on USB: "
-                          f"{others}); {CONNECT_HINT}")
+                          f"{_on_usb()}); {CONNECT_HINT}")
     return device_id
 
 
@@ -140,8 +144,7 @@ def devices_cmd() -> None:
     """List the Speck2e devkits connected now (exit 2 with one line when none is, or samna is missing)."""
     found = connected_devkits()
     if not found:
-        others = ", ".join(sorted({d.device_type_name for d in usb_devices()})) or "none"
-        raise DeviceError(f"no Speck2e devkit is connected (SynSense devices on USB: {others}); {CONNECT_HINT}")
+        raise DeviceError(f"no Speck2e devkit is connected (SynSense devices on USB: {_on_usb()}); {CONNECT_HINT}")
     for i, info in enumerate(found):
         bus, address = _usb_key(info)
         typer.echo(f"{DEVICE_KIND}:{i}\tserial {getattr(info, 'serial_number', '?')}\tusb bus {bus} address {address}")
@@ -274,13 +277,14 @@ class DevkitSession:
         wall = time.monotonic() - start
         values = np.zeros(0, NEURON_VALUE)
         if self.io.readout == "membrane":
-            values = self._read_states(quiet_s, timeout_s)
+            values = self._read_states(quiet_s, timeout_s, received)
         out = [(e.layer, e.feature, e.x, e.y, e.timestamp) for e in received if isinstance(e, event.Spike)]
         return SampleOutput(np.array(out, OUTPUT_SPIKE) if out else np.zeros(0, OUTPUT_SPIKE), values, wall)
 
-    def _read_states(self, quiet_s: float, timeout_s: float) -> np.ndarray:
+    def _read_states(self, quiet_s: float, timeout_s: float, received: list) -> np.ndarray:
         """Every output neuron's state via ReadNeuronValue (answers arrive as NeuronValue events);
-        neurons whose answer got lost are asked again, READ_RETRIES times, then DeviceError."""
+        neurons whose answer got lost are asked again, READ_RETRIES times, then DeviceError. Other
+        events arriving meanwhile are still the sample's output: appended to `received`."""
         event = self.samna.speck2e.event
         core = self.io.output_core
         missing = neuron_addresses(self.io.output_shape)[:, 3].tolist()
@@ -295,6 +299,7 @@ class DevkitSession:
             got = self._drain(time.monotonic() + timeout_s, quiet_s, "while reading neuron states")
             states.update((e.address, e.neuron_state) for e in got if isinstance(e, event.NeuronValue)
                           and e.layer == core)
+            received.extend(e for e in got if not isinstance(e, event.NeuronValue))
             missing = [a for a in missing if a not in states]
             if not missing:
                 return np.array([(core, a, v) for a, v in states.items()], NEURON_VALUE)
@@ -477,8 +482,9 @@ def measure_on_devkit(deploy_dir: Path, dataset: str | Sequence[tuple[np.ndarray
                     progress(k + 1, len(todo))
         finally:
             if len(recorder):
-                late = recorder.recording().extras.get("late_events", np.zeros(0))
-                recorder.meta["truncated_samples"] = [int(i) for i in recorder.recording().sample_ids[late > 0]]
+                so_far = recorder.recording()
+                late = so_far.extras["late_events"]
+                recorder.meta["truncated_samples"] = [int(i) for i in so_far.sample_ids[late > 0]]
                 recorder.flush()
     return recorder.recording()
 
