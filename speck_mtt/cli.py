@@ -4,6 +4,7 @@ Each area owns its command function; this module only wires them up."""
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -35,23 +36,61 @@ def _register() -> None:
 
 _register()
 
+_debug = False  # set by --debug: unexpected errors show their traceback
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error "
+                                                  "(e.g. speck-mtt --debug train ...).")] = False) -> None:
+    global _debug
+    _debug = debug
+
+
+def _click_exception() -> type[Exception]:
+    """ClickException of the click typer parses with: typer >= 0.2x bundles its own copy (and no
+    longer installs click), older typer uses click itself; typer.BadParameter derives from it in both."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _usage_line(exc: Exception) -> str:
+    """A click usage/parameter error as one line, with the command it concerns and where help is."""
+    ctx = getattr(exc, "ctx", None)
+    message = _one_line(exc.format_message())
+    if ctx is None:
+        return f"error: {message}"
+    return f"error: {ctx.command_path}: {message} (see {ctx.command_path} --help)"
+
+
+def _fail(line: str, code: int) -> None:
+    print(line, file=sys.stderr)
+    sys.exit(code)
+
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    """Entry point: a usage error or an expected failure is one line on stderr and exit code 2; an
+    unexpected exception is one line (exit 1) unless --debug asks for its traceback."""
+    click_exception = _click_exception()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a typer.Exit (--help, ctrl-C: 130) returns its code
     except SpeckMttError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(f"error: {_one_line(exc)}", 2)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("interrupted; checkpoints written so far are intact (resume with --resume)", err=True)
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
+        _fail("interrupted; checkpoints written so far are intact (resume with --resume)", 130)
+    except click_exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `speck-mtt` alone: the help is the answer
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        _fail(_usage_line(exc), 2)
+    except OSError as exc:  # the environment: a file where a folder is wanted, no space, no permission
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"error: {where}{exc.strerror or _one_line(exc)}", 2)
+    except Exception as exc:
+        if _debug:
+            raise
+        _fail(f"error: unexpected {type(exc).__name__}: {_one_line(exc)[:300]} "
+              "(a bug in speck-mtt? rerun as `speck-mtt --debug ...` for the traceback)", 1)
+    sys.exit(code if isinstance(code, int) else 0)
