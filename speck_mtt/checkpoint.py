@@ -34,17 +34,31 @@ def save_checkpoint(ckpt: dict[str, Any], path: Path) -> None:
     save_torch(ckpt, path)
 
 
+# what every checkpoint holds, with its type; anything else is the writer's metadata
+_REQUIRED = {"arch": str, "arch_kwargs": dict, "model": dict}
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at path; a foreign or incomplete file is a one-line error naming what is wrong."""
     ckpt = load_torch(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SpeckMttError(f"{path}: not a speck-mtt checkpoint (no '{FORMAT}' tag); "
                             "pass a checkpoint written by `speck-mtt train`")
+    for key, kind in _REQUIRED.items():
+        if not isinstance(ckpt.get(key), kind):
+            found = "missing" if key not in ckpt else f"a {type(ckpt[key]).__name__}"
+            raise SpeckMttError(f"{path}: damaged speck-mtt checkpoint: '{key}' should be a {kind.__name__}, "
+                                f"is {found}; retrain or restore the file")
     return ckpt
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> SpikingNet:
     """Rebuild the network and load its weights; a foreign architecture is a one-line error."""
-    model = build_model(ckpt["arch"], **ckpt.get("arch_kwargs", {}))
+    try:
+        model = build_model(ckpt["arch"], **ckpt.get("arch_kwargs", {}))
+    except TypeError as exc:  # an argument the architecture does not take
+        raise SpeckMttError(f"{source}: arch_kwargs {ckpt.get('arch_kwargs')} do not fit architecture "
+                            f"{ckpt['arch']} ({exc}); was it written by another speck-mtt version?") from exc
     try:
         missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
     except RuntimeError as exc:  # shape mismatches

@@ -360,9 +360,7 @@ def dynamic_cmd(
 ) -> None:
     """Early exit over time steps: accuracy vs mean T for a sweep of confidence thresholds, and
     spikes/SynOps per sample for each T."""
-    import json
-
-    from .io import save_json, save_text
+    from .io import dumps_json, save_json, save_text
 
     ths = _parse_floats(thresholds)
     model, data, t, name = checkpoint_and_test_frames(checkpoint, dataset, data_dir, t_max, samples)
@@ -373,4 +371,4 @@ def dynamic_cmd(
     if out is not None:
         save_json(report, Path(out) / "dynamic.json")
         save_text(render_dynamic(report), Path(out) / "dynamic.md")
-    typer.echo(json.dumps(report, indent=2) if json_out else render_dynamic(report))
+    typer.echo(dumps_json(report) if json_out else render_dynamic(report))

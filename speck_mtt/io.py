@@ -1,28 +1,88 @@
-"""Atomic file writes and safe checkpoint loading: an interrupted run never leaves a half file."""
+"""Files on disk: atomic writes that keep the user's umask, strict JSON, safe checkpoint loading,
+and one run per output folder (a lock file), so an interrupted or doubled run never leaves a half
+file or two runs' results mixed in one folder."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import socket
+import sys
 import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import torch
 
 from .errors import SpeckMttError
 
+LOCK_NAME = ".speck-mtt.lock"
+# temporary files and folders of atomic writes: .<target>.<pid>.<token>.tmp
+_TEMP = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[^.]*\.tmp$")
+
+
+def _umask() -> int:
+    """The process umask (read from /proc, which does not change it; os.umask is the fallback)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temp_name(path: Path) -> Path:
+    """A temporary sibling of path that remove_stale_temps recognises once its writer is gone."""
+    return path.with_name(f".{path.name}.{os.getpid()}.build.tmp")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temporary files/folders that killed writers (dead pids) left in folder."""
+    import shutil
+
+    removed = []
+    for entry in Path(folder).glob(".*.tmp"):
+        m = _TEMP.match(entry.name)
+        if m is None or pid_alive(int(m["pid"])):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], fsync: bool = True) -> None:
     """Write through a temporary file and os.replace: a killed run never leaves a half file.
 
+    The file gets the mode a plain open() would (0666 less the umask; mkstemp makes it 0600).
     fsync=False for many small regenerable files, where atomicity alone is what matters.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             if fsync:
@@ -39,22 +99,157 @@ def save_torch(obj: Any, path: Path) -> None:
     atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
+def _unreadable_reason(path: Path) -> str | None:
+    """Why path cannot be a torch checkpoint, judged from its bytes; None when it may be one."""
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (an interrupted copy?)"
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if head.startswith(b"PK") and not zipfile.is_zipfile(path):
+        return f"a truncated or damaged torch archive ({size} bytes; an interrupted copy?)"
+    if not head.startswith(b"PK") and not head.startswith(b"\x80"):
+        kind = "a text file" if all(32 <= b < 127 or b in b"\t\r\n" for b in head) else "unknown binary data"
+        return f"not a torch checkpoint: {kind} starting with {head[:16]!r}"
+    return None
+
+
 def load_torch(path: Path) -> Any:
-    """torch.load with weights_only=True; a missing or unreadable file is a one-line error."""
+    """torch.load with weights_only=True; a missing, foreign or damaged file is a one-line error
+    naming the file and what is wrong with it."""
     path = Path(path)
     if not path.is_file():
         raise SpeckMttError(f"{path}: no such checkpoint file; pass the path of a .pt written by speck-mtt")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt/foreign files
-        raise SpeckMttError(f"{path}: cannot be read as a speck-mtt checkpoint ({type(exc).__name__}: {exc})".splitlines()[0]) from exc
+    reason = _unreadable_reason(path)
+    if reason is None:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for corrupt/foreign files
+            if "weights_only" in str(exc):
+                reason = ("it holds Python objects beyond tensors and plain data, refused by "
+                          "torch.load(weights_only=True); only load checkpoints written by speck-mtt")
+            else:
+                reason = f"damaged or not a torch checkpoint ({type(exc).__name__}: {str(exc).strip()})"
+    raise SpeckMttError(f"{path}: cannot be read as a speck-mtt checkpoint: {reason}".splitlines()[0])
+
+
+def finite_json(obj: Any) -> Any:
+    """obj with NaN/inf (e.g. an undefined SD: the reference has no spike) as null: strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def dumps_json(obj: Any, indent: int | None = 2) -> str:
+    """JSON that every parser reads: no NaN/Infinity (they become null)."""
+    return json.dumps(finite_json(obj), indent=indent, allow_nan=False)
 
 
 def save_json(obj: Any, path: Path) -> None:
     """Write JSON atomically (metrics and reports are read while runs are going on)."""
-    data = (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode()
+    data = (dumps_json(obj) + "\n").encode()
     atomic_write(path, lambda fh: fh.write(data))
 
 
 def save_text(text: str, path: Path) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+# ---------------------------------------------------------------------------------------------
+# One run per output folder
+# ---------------------------------------------------------------------------------------------
+
+def _holder(lock: Path) -> dict[str, Any] | None:
+    """The lock's content (pid, host, since, what); None when it vanished meanwhile."""
+    try:
+        text = lock.read_text()
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    pid, host, since, what = (text.strip().split(" ", 3) + ["", "", "", ""])[:4]
+    return {"pid": int(pid) if pid.isdigit() else None, "host": host, "since": since, "what": what, "age": age,
+            "text": text}
+
+
+def _is_stale(holder: dict[str, Any]) -> bool:
+    """A lock whose process is gone (same host), or an empty lock left by a writer killed at once."""
+    if holder["pid"] is None:
+        return holder["age"] > 10
+    return holder["host"] == socket.gethostname() and not pid_alive(holder["pid"])
+
+
+def _take_stale(lock: Path, holder: dict[str, Any]) -> None:
+    """Move a stale lock aside; if another process replaced it meanwhile, put theirs back."""
+    aside = lock.with_name(f"{LOCK_NAME}.{os.getpid()}.stale")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return
+    if aside.read_text() != holder["text"]:
+        try:
+            os.link(aside, lock)
+        except FileExistsError:
+            pass
+    aside.unlink(missing_ok=True)
+
+
+def _acquire(folder: Path) -> Path:
+    lock = folder / LOCK_NAME
+    what = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]).replace("\n", " ")
+    mine = f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%dT%H:%M:%S')} {what}\n"
+    for _ in range(5):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            holder = _holder(lock)
+            if holder is None:
+                continue
+            if not _is_stale(holder):
+                raise SpeckMttError(
+                    f"{folder} is in use by `{holder['what'] or '?'}` (pid {holder['pid']} on {holder['host']} "
+                    f"since {holder['since']}); wait for it to finish or pass another --out "
+                    f"(remove {lock} only if that run is gone)") from None
+            print(f"warning: {folder}: removing the stale lock of `{holder['what'] or '?'}` "
+                  f"(pid {holder['pid']} since {holder['since']} is no longer running)", file=sys.stderr)
+            _take_stale(lock, holder)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(mine)
+        return lock
+    raise SpeckMttError(f"{folder}: could not take the lock {lock} (other runs keep replacing it); retry")
+
+
+def _release(lock: Path) -> None:
+    holder = _holder(lock)
+    if holder is not None and holder["pid"] == os.getpid():
+        lock.unlink(missing_ok=True)
+
+
+@contextmanager
+def output_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold folder for one run (train, deploy, measure) until the block ends.
+
+    The lock file names the holder (pid, host, start, command line). A second run into the same folder is a one-line error naming the holder; the lock of a
+    process that is gone (kill -9, power loss) is reported and replaced; temporary files that
+    killed writers left behind are removed. Under torchrun only rank 0 writes, so only it locks.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SpeckMttError(f"{folder} is a file, not a folder; pass a folder as --out")
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield folder
+        return
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = _acquire(folder)
+    try:
+        remove_stale_temps(folder)
+        yield folder
+    finally:
+        _release(lock)
+        if created and not any(folder.iterdir()):  # a run that failed before writing leaves no folder
+            folder.rmdir()

@@ -15,7 +15,6 @@ gathers, compares and writes.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import sys
@@ -31,7 +30,7 @@ import typer
 from .errors import DataError, SpeckMttError
 from .eventsim import BatchResult, SimNet, compile_artifact, load_artifact, simulate_sharded, spike_difference
 from .eventsim.recording import Recording, compare_recordings, load_recording, save_recording
-from .io import save_json
+from .io import dumps_json, finite_json, output_lock, save_json
 
 DEFAULT_DATASET = {"nmnist_3c1fc": "nmnist", "gesture_4c2fc": "gesture", "vggsnn": "cifar10dvs"}
 
@@ -123,17 +122,6 @@ def _summary_numbers(result: BatchResult, net: SimNet | None) -> dict[str, Any]:
     if net is not None:
         out["compared_layer"] = net.spiking_layer
     return out
-
-
-def _finite(obj: Any) -> Any:
-    """NaN (an undefined SD: the reference has no spike) becomes null, keeping the JSON strict."""
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def spiking_layers(net: SimNet) -> list[int]:
@@ -254,7 +242,7 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
     if record is not None and backend == "sim":
         report["record"] = str(save_recording(rec, record))
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report = _finite(report)
+    report = finite_json(report)
     target = out or deploy_dir / f"measure-{backend}{'-float' if float_mode else ''}.json"
     save_json(report, target)
     report["written"] = str(target)
@@ -309,14 +297,19 @@ def measure_cmd(
     if floors and backend != Backend.sim:
         raise SpeckMttError("--floor sweeps the simulator; use it with --backend sim (re-deploy with "
                             "`speck-mtt deploy --floor` for the chip)")
-    report = measure(deploy_dir, backend.value, dataset, data_dir, limit, t, workers, float_mode, record, compare, out,
-                     floors)
+    if not deploy_dir.is_dir():
+        raise SpeckMttError(f"{deploy_dir}: no such folder; pass the folder written by `speck-mtt deploy`")
+    if out is not None and out.is_dir():
+        raise SpeckMttError(f"--out {out} is a folder; pass the path of the result .json")
+    with output_lock(out.parent if out is not None else deploy_dir):
+        report = measure(deploy_dir, backend.value, dataset, data_dir, limit, t, workers, float_mode, record,
+                         compare, out, floors)
     if report is None:
         return
     if search_config:
         report["search"] = _search(deploy_dir, report["dataset"], data_dir, limit)
     if json_out:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(dumps_json(report))
         return
     floor = f", floor {report['floor']:g}" if report.get("floor") is not None else ""
     typer.echo(f"{report['arch']} on {report['dataset']} ({report['backend']}{', float' if float_mode else ''}{floor}): "

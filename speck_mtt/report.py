@@ -43,7 +43,7 @@ import typer
 
 from .errors import SpeckMttError
 from .eventsim.recording import Recording, compare_recordings, load_recording
-from .io import save_json, save_text
+from .io import dumps_json, save_json, save_text
 
 # Paper Table 5 (accuracy %, Torch / simulator / Speck; None = not measured) and weights (SPEC §4, §7).
 PAPER_TABLE5: dict[str, dict[str, Any]] = {
@@ -364,4 +364,4 @@ def report_cmd(
     """Table 5 of the paper for a results folder: torch, simulator and Speck accuracy, parameters and
     spike differences per method, next to the paper's numbers."""
     report = write_report(results_dir, out, t, dataset, plot)
-    typer.echo(json.dumps(report, indent=2) if json_out else render_report(report))
+    typer.echo(dumps_json(report) if json_out else render_report(report))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import csv
 import io
-import json
 import random
 import sys
 import time
@@ -35,7 +34,7 @@ from . import distributed as D
 from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from .errors import SpeckMttError
 from .evaluate import eval_table, evaluate, save_eval
-from .io import save_json, save_text
+from .io import dumps_json, output_lock, save_json, save_text
 from .models import SpikingNet, build_model
 from .models.neurons import set_floor
 from .mtt.config import ConfigSampler
@@ -446,7 +445,9 @@ def train_cmd(
         overrides.setdefault("data", {})["dataset"] = dataset
     rec = load_recipe(recipe, quick=quick, overrides=overrides)
     phase_settings(rec, phase)
-    summary = run(rec, out or default_out(rec, phase), phase=phase, from_ckpt=from_, resume=resume,
-                  device=device, data_dir=data_dir, progress=not json_)
+    out = out or default_out(rec, phase)
+    with output_lock(out):
+        summary = run(rec, out, phase=phase, from_ckpt=from_, resume=resume, device=device, data_dir=data_dir,
+                      progress=not json_)
     if json_:
-        typer.echo(json.dumps(summary))
+        typer.echo(dumps_json(summary, indent=None))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..io import dumps_json
 from .datasets import event_dataset, open_source, real_files_present
 from .frames import frame_dataset
 from .functional.mnist_idx import real_sample_path
@@ -73,7 +73,7 @@ def info_cmd(
     if name == "nmnist-sim":
         summary["statistics"] = nmnist_sim_stats(data_dir, stats_samples)
     if json_out:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(dumps_json(summary))
         return
     typer.echo(f"{name}: {info.description}")
     typer.echo(f"  sensor {info.sensor_size}, {info.n_classes} classes, recipe T={info.default_frames}")
@@ -111,7 +111,7 @@ def prepare_cmd(
     files = data_dir / (GENERATORS[name].folder if not info.real else info.layout.split("/")[1])
     summary = {"name": name, "files": str(files), "n_frames": n_frames, "splits": splits}
     if json_out:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(dumps_json(summary))
         return
     typer.echo(f"{name}: recordings under {files}")
     for split, s in splits.items():

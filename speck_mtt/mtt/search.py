@@ -334,9 +334,8 @@ def search_cmd(
 ) -> None:
     """Temporal-configuration search (paper A.8/A.9): fit acc ~ sum_i w_i sqrt(T_i) + b on sampled
     stage-wise T, then the best configuration within an energy bound."""
-    import json
-
     from ..dynamic import checkpoint_and_test_frames
+    from ..io import dumps_json
 
     if energy_kind not in ("spikes", "synops"):
         raise SpeckMttError(f"--energy {energy_kind!r}: choose spikes or synops")
@@ -347,4 +346,4 @@ def search_cmd(
                                   rates_from, first_stage=t if keep_input_stage else None, seed=seed)
     if out is not None:
         write_search(result, Path(out))
-    typer.echo(json.dumps(result, indent=2) if json_out else render_search(result))
+    typer.echo(dumps_json(result) if json_out else render_search(result))

@@ -7,7 +7,6 @@ goes, how much of its core it uses and how much work an average sample causes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
@@ -20,7 +19,7 @@ from sinabs.hooks import conv_connection_map
 
 from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..errors import SpeckMttError
-from ..io import save_json, save_text, save_torch
+from ..io import dumps_json, output_lock, save_json, save_text, save_torch
 from ..models.neurons import floor_of
 from .layout import Layout, layout_model
 
@@ -286,16 +285,17 @@ def deploy_cmd(
     """Lay a checkpoint out for Speck2e (or the simulator) and report cores, memory and SynOps."""
     if device is not None and target != Target.speck2e:
         raise SpeckMttError("--device uploads to a Speck2e devkit: use it with --target speck2e")
-    summary = deploy(checkpoint, target.value, out, dataset=dataset, data_dir=data_dir, samples=samples,
-                     frames=frames, floor=floor)
-    if device is not None:
-        try:
-            from .devkit import deploy_to_devkit
-        except ImportError as exc:
-            raise SpeckMttError(f"devkit support is not available ({exc}); the layout is in {out}") from exc
-        deploy_to_devkit(Path(out), device)
+    with output_lock(out):
+        summary = deploy(checkpoint, target.value, out, dataset=dataset, data_dir=data_dir, samples=samples,
+                         frames=frames, floor=floor)
+        if device is not None:
+            try:
+                from .devkit import deploy_to_devkit
+            except ImportError as exc:
+                raise SpeckMttError(f"devkit support is not available ({exc}); the layout is in {out}") from exc
+            deploy_to_devkit(Path(out), device)
     if json_out:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(dumps_json(summary))
         return
     verdict = "fits" if summary["fits_chip"] else "does NOT fit"
     typer.echo(f"{summary['arch']} -> {summary['target']}: {verdict} {summary['chip']}; wrote {out}/"
