@@ -9,6 +9,10 @@ class DataError(SpeckMttError):
     """Missing, corrupt or malformed event data."""
 
 
+class DataMissing(DataError):
+    """A dataset split with no files at all (as opposed to files in a wrong layout)."""
+
+
 class FitError(SpeckMttError):
     """A model that cannot be mapped onto the target chip."""
 

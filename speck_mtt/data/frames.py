@@ -4,7 +4,8 @@ The cache is one memory-mapped (N, T, 2, H, W) array per split (uint8 when every
 else uint16) plus labels and meta.json, under
     <data-dir>/frame_cache/<dataset>/<split>-T<T>-<key>/
 where key hashes the dataset, split, T, sensor size, the ToFrame transform, the generator
-parameters (sim) or the real files' names and sizes, and the chosen samples (tonic's
+parameters (sim) or the real files' names, sizes and bytes (a recording changed in place, even at
+the same size, gets a new cache), and the chosen samples (tonic's
 DiskCachedDataset keys by index only, which would silently mix these up). Coarser T are derived
 from the cached frames with speck_mtt.mtt.ttm.resample_time (the TTM's grouping), never re-framed.
 Augmentation (flip with label remap, roll) is applied per access, after the cache.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 import time
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..io import remove_stale_temps, temp_name
 from ..mtt.ttm import resample_time
 from .datasets import EventDataset, Source, open_source
 from .functional.frames import augment_frames, to_frame_transform
@@ -53,9 +54,11 @@ def build_frame_cache(events: EventDataset, spec: dict, out: Path) -> None:
     info = events.info
     n, t = len(events), spec["n_frames"]
     w, h, c = info.sensor_size
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = temp_name(out)
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(tmp.parent)  # half-built caches of killed runs
+    tmp.mkdir()
     try:
         frame = to_frame_transform(info.sensor_size, t)
         wide = np.lib.format.open_memmap(tmp / "wide.npy", mode="w+", dtype=np.uint16, shape=(n, t, c, h, w))
