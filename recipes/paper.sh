@@ -21,12 +21,12 @@ mkdir -p "$results"
 start=$(date +%s)
 
 # A results folder belongs to the data it was made from: finished steps are only skipped when the
-# dataset's fingerprint (generator parameters, or the real files' names and sizes) is unchanged.
+# dataset's fingerprint (generator parameters, or the real files' names, sizes and bytes) is
+# unchanged; `train --resume` checks the same fingerprint (speck_mtt.data.datasets.fingerprint_of).
 fingerprint=$($PY -c 'import sys
 from speck_mtt.data import resolve_dataset
-from speck_mtt.data.datasets import open_source
-name = resolve_dataset(sys.argv[1], None)
-print(name, *(open_source(name, split).fingerprint for split in ("train", "test")))' "$dataset")
+from speck_mtt.data.datasets import data_fingerprint
+print(data_fingerprint(resolve_dataset(sys.argv[1], None)))' "$dataset")
 stamp="$results/data-fingerprint.txt"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$fingerprint" ]; then
     echo "error: $results was made from other data ($(cat "$stamp"); now $fingerprint): remove $results or pick another results folder" >&2

@@ -2,13 +2,15 @@
 
 A recipe has sections data, model, train, bias_removal, eval, and an optional [quick] holding
 overrides for CI-sized runs (--quick). Every key must exist in SCHEMA with a value of the
-right type; anything else (an unknown key, an impossible T range) is a one-line SpeckMttError
+right type (floats finite: nan/inf are refused); anything else (an unknown key, an impossible T
+range, a negative weight decay or batch count) is a one-line SpeckMttError
 raised before a run writes anything.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -31,6 +33,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "limit_train": 0,          # 0 = every training sample; else a fixed-seed subset
         "limit_test": 0,
         "augment": False,
+        "allow_empty_classes": False,  # train even when a class folder holds no recording
     },
     "model": {
         "arch": "nmnist_3c1fc",
@@ -80,7 +83,7 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         value = float(value) if ok else value
     elif isinstance(default, int):
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -89,7 +92,8 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise _fail(f"recipe key {key} must be {type(default).__name__}, got {value!r}")
+        kind = "a finite float" if isinstance(default, float) else type(default).__name__
+        raise _fail(f"recipe key {key} must be {kind}, got {value!r}")
     return value
 
 
@@ -190,7 +194,16 @@ def validate(recipe: dict[str, Any]) -> None:
         if value < 1:
             raise _fail(f"{key} must be >= 1, got {value}")
     if tr["lr"] <= 0 or recipe["bias_removal"]["lr"] <= 0:
-        raise _fail("learning rates must be > 0")
+        raise _fail(f"learning rates must be > 0, got train.lr={tr['lr']:g}, "
+                    f"bias_removal.lr={recipe['bias_removal']['lr']:g}")
+    non_negative = {"train.weight_decay": tr["weight_decay"],
+                    "bias_removal.weight_decay": recipe["bias_removal"]["weight_decay"],
+                    "train.tet_lambda": tr["tet_lambda"], "train.calib_batches": tr["calib_batches"],
+                    "train.tit_epochs": tr["tit_epochs"], "train.seed": tr["seed"],
+                    "data.limit_train": data["limit_train"], "data.limit_test": data["limit_test"]}
+    for key, value in non_negative.items():
+        if value < 0:
+            raise _fail(f"{key} must be >= 0, got {value:g}")
     try:
         check_floor(recipe["model"]["floor"])
     except SpeckMttError as exc:

@@ -32,7 +32,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from . import distributed as D
 from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
-from .errors import SpeckMttError
+from .errors import DataError, SpeckMttError
 from .evaluate import eval_table, evaluate, save_eval
 from .io import dumps_json, output_lock, save_json, save_text
 from .models import SpikingNet, build_model
@@ -72,7 +72,11 @@ def phase_settings(recipe: dict[str, Any], phase: str) -> PhaseSettings:
 # ---------------------------------------------------------------------------------------------
 
 class NonFiniteLoss(SpeckMttError):
-    """The loss became NaN/inf: the weights of the last good epoch stay in last.pt."""
+    """The loss or the weights became NaN/inf: training stops; last.pt keeps the last finite epoch."""
+
+
+def non_finite_parameters(model: torch.nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
 
 
 def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, optimizer: torch.optim.Optimizer,
@@ -92,14 +96,16 @@ def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, opti
             loss = loss_fn(out, y)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite loss ({loss.item()}) in epoch {epoch + 1}, batch {step + 1}, "
-                                    f"configuration {config}; the last good checkpoint is kept; "
-                                    "lower the learning rate (--set train.lr=...)")
+                                    f"configuration {config}")
             loss.backward()
             loss_sum += loss.item() * len(y)
             correct += (out.detach().mean(1).argmax(1) == y).sum().item()
             seen += len(y)
         D.allreduce_gradients(model, info)
         optimizer.step()
+        bad = non_finite_parameters(model)
+        if bad:
+            raise NonFiniteLoss(f"non-finite weights ({', '.join(bad[:3])}) after epoch {epoch + 1}, batch {step + 1}")
         if progress is not None:
             progress(step, loss_sum.item() / seen, correct.item() / seen)
     totals = D.allreduce_sum(torch.stack([loss_sum, correct, torch.tensor(float(seen), dtype=torch.float64)]), info)
@@ -112,12 +118,22 @@ def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, opti
 # ---------------------------------------------------------------------------------------------
 
 def load_frames(recipe: dict[str, Any], data_dir: str | None) -> tuple[str, Dataset, Dataset]:
-    """Train/test frames at T_max through speck_mtt.data (a real dataset falls back to its -sim)."""
+    """Train/test frames at T_max through speck_mtt.data (a real dataset falls back to its -sim).
+    Records the data's fingerprint in recipe["data"]["fingerprint"] (checked by --resume)."""
     from .data import DATASETS, frame_dataset, resolve_dataset
+    from .data.datasets import fingerprint_of, open_source
 
     d, t_max = recipe["data"], recipe["train"]["t_max"]
     data_dir = data_dir or d["data_dir"] or None
     name = resolve_dataset(d["dataset"], data_dir)
+    sources = [open_source(name, "train", data_dir, d["limit_train"] or None),
+               open_source(name, "test", data_dir, d["limit_test"] or None)]
+    for source in sources:
+        if source.empty_classes and not d["allow_empty_classes"]:
+            raise DataError(f"{name} {source.split}: no recordings of class {', '.join(source.empty_classes)} "
+                            "(an empty class folder?); add them, or train anyway with "
+                            "--set data.allow_empty_classes=true")
+    recipe["data"]["fingerprint"] = fingerprint_of(sources)
     train = frame_dataset(name, "train", t_max, data_dir=data_dir, limit=d["limit_train"] or None,
                           augment=d["augment"])
     test = frame_dataset(name, "test", t_max, data_dir=data_dir, limit=d["limit_test"] or None)
@@ -324,6 +340,10 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
         if ck.get("phase") != phase or ck.get("recipe", {}).get("train") != tr or ck["arch"] != model.name:
             raise SpeckMttError(f"{last} was written by another recipe/phase; resume with the same recipe, "
                                 "--set overrides and --phase, or use another --out")
+        was, now = ck.get("recipe", {}).get("data", {}).get("fingerprint"), recipe["data"].get("fingerprint")
+        if was and now and was != now:
+            raise SpeckMttError(f"{last} was trained on other data ({was}; now {now}); resume with the same "
+                                "--dataset, --data-dir and files, or start afresh in another --out")
         model.load_state_dict(ck["model"], strict=False)
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
@@ -349,7 +369,15 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
         if bar is not None:
             task = bar.add_task(f"epoch {epoch + 1}/{ph.epochs} {ph.method}", total=len(loader), stats="")
             tick = lambda i, l, a: bar.update(task, completed=i + 1, stats=f"loss {l:.4f} acc {100 * a:.1f}%")  # noqa: E731
-        stats = train_epoch(model, loader, sampler, loss_fn, optimizer, dev, ph.lock_bn, info, tick, epoch)
+        try:
+            stats = train_epoch(model, loader, sampler, loss_fn, optimizer, dev, ph.lock_bn, info, tick, epoch)
+        except NonFiniteLoss as exc:
+            if bar is not None:
+                bar.stop()
+            kept = f"{last} keeps the finite weights of epoch {epoch}" if epoch else "no checkpoint was written"
+            lr_key = "train.lr" if phase == "base" else "bias_removal.lr"
+            raise NonFiniteLoss(f"{exc}: training stopped; {kept}; lower the learning rate "
+                                f"(--set {lr_key}=..., now {ph.lr:g})") from None
         scheduler.step()
         epoch_time = time.perf_counter() - t0
         quick = evaluate(epoch_eval_model(model, recipe, ph, train_ds, epoch, info, dev), test_loader, epoch_ts,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -9,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import dumps_json
-from .datasets import event_dataset, open_source, real_files_present
+from .datasets import SPLITS, event_dataset, missing_splits, open_source
 from .frames import frame_dataset
 from .functional.mnist_idx import real_sample_path
 from .functional.nmnist_bin import read_nmnist_bin
@@ -44,9 +45,21 @@ def _counts(name: str, data_dir: Path) -> dict | None:
     info = get_info(name)
     if not info.real:
         return {split: len(GENERATORS[name].items(split)) for split in ("train", "test")}
-    if not real_files_present(name, data_dir):
+    missing = missing_splits(name, data_dir)
+    if len(missing) == len(SPLITS):
         return None
-    return {split: len(open_source(name, split, data_dir).relpaths) for split in ("train", "test")}
+    counts = {}
+    for split in SPLITS:
+        if split in missing:
+            print(f"warning: {name} {split} split missing: {missing[split]}", file=sys.stderr)
+            counts[split] = 0
+            continue
+        source = open_source(name, split, data_dir)
+        counts[split] = len(source.relpaths)
+        if source.empty_classes:
+            print(f"warning: {name} {split}: no recordings of class {', '.join(source.empty_classes)}; training "
+                  "stops on it unless --set data.allow_empty_classes=true", file=sys.stderr)
+    return counts
 
 
 @app.command("info")

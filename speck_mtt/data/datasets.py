@@ -195,17 +195,15 @@ def missing_splits(name: str, data_dir: Path | str | None = None) -> dict[str, s
     return missing
 
 
-def real_files_present(name: str, data_dir: Path | str | None = None) -> bool:
-    """Whether both splits of a real dataset have files under data_dir (listing only, no decoding)."""
-    return not missing_splits(name, data_dir)
-
-
-def data_fingerprint(name: str, data_dir: Path | str | None = None,
-                     limits: tuple[int | None, int | None] = (None, None)) -> str:
+def fingerprint_of(sources: list[Source]) -> str:
     """'<dataset> <train key> <test key>': the data a results folder (recipes/paper.sh) or a
     training run (`train --resume`) was made from; any changed file changes it."""
-    return " ".join([name, *(open_source(name, split, data_dir, limit).fingerprint
-                             for split, limit in zip(SPLITS, limits))])
+    return " ".join([sources[0].name, *(s.fingerprint for s in sources)])
+
+
+def data_fingerprint(name: str, data_dir: Path | str | None = None) -> str:
+    """fingerprint_of both whole splits of a dataset."""
+    return fingerprint_of([open_source(name, split, data_dir) for split in SPLITS])
 
 
 def resolve_dataset(name: str, data_dir: Path | str | None = None, fallback: bool = True) -> str:
