@@ -95,7 +95,7 @@ def test_nan_loss_is_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(RuntimeError):
         run(tiny_recipe(epochs=2), tmp_path, datasets=(good, test), progress=False, crash_after_epoch=1)
     last = (tmp_path / "last.pt").read_bytes()
-    with pytest.raises(NonFiniteLoss, match="non-finite loss .* epoch 2"):
+    with pytest.raises(NonFiniteLoss, match=r"non-finite loss .* epoch 2.*last.pt keeps the finite weights of epoch 1"):
         run(tiny_recipe(epochs=2), tmp_path, datasets=(tiny_frames(4, nan=True), test), progress=False, resume=True)
     assert (tmp_path / "last.pt").read_bytes() == last and not (tmp_path / "model.pt").exists()
 
@@ -119,16 +119,6 @@ def test_baseline_methods_and_tet_run(tmp_path, method):
     data = (tiny_frames(4), tiny_frames(4, seed=1))
     s = run(tiny_recipe(epochs=1, method=method, loss="tet", tit_t=0), tmp_path, datasets=data, progress=False)
     assert s["method"] == method and len(s["eval"]["accuracy"]) == 3
-
-
-def test_cli_bad_recipe_key_is_one_line_exit_2(tmp_path):
-    import subprocess
-    import sys
-
-    r = subprocess.run([sys.executable, "-c", "from speck_mtt.cli import main; main()", "train", "nmnist", "--set", "train.foo=1",
-                        "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and r.stderr.startswith("error: override: unknown recipe key train.foo")
-    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
 def test_tit_schedule_trains_small_t_then_the_target():
