@@ -125,3 +125,22 @@ def test_tit_schedule_trains_small_t_then_the_target():
     rec = load_recipe("nmnist", overrides={"train": {"method": "sdt", "epochs": 5, "tit_t": 2, "tit_epochs": 2}})
     assert [fixed_t(rec, e, 5) for e in range(5)] == [2, 2, 2, 10, 10]
     assert [fixed_t(load_recipe("nmnist", overrides={"train": {"t_sdt": 4}}), e, 5) for e in range(2)] == [4, 4]
+
+
+def test_non_finite_weights_stop_training_before_a_checkpoint_holds_them():
+    """lr=inf passes no recipe any more, but an optimizer step can still overflow: it is caught at once."""
+    model = build_model("nmnist_3c1fc", bn=False)
+    x, y = tiny_frames(4).tensors
+    opt = torch.optim.SGD(trainable_parameters(model), lr=float("inf"))
+    with pytest.raises(NonFiniteLoss, match="non-finite weights .* after epoch 1, batch 1"):
+        train_epoch(model, [(x, y)], ConfigSampler("mtt", 4, 1, 3, 3, draws=1, seed=0), mean_output_ce, opt, "cpu")
+
+
+@pytest.mark.parametrize("key, value", [("train.lr", "nan"), ("train.lr", "inf"), ("bias_removal.lr", "-inf"),
+                                        ("train.weight_decay", "-1"), ("train.calib_batches", "-1"),
+                                        ("train.tet_lambda", "nan"), ("data.limit_train", "-5")])
+def test_recipe_refuses_non_finite_and_negative_values(key, value):
+    from speck_mtt.recipes import parse_set
+
+    with pytest.raises(SpeckMttError, match=key.replace(".", r"\.")):
+        load_recipe("nmnist", overrides=parse_set([f"{key}={value}"]))
