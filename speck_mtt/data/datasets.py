@@ -64,13 +64,15 @@ class Source:
         return self.digest()
 
 
-_digests: dict[tuple, str] = {}  # (path, size, mtime_ns, inode) -> sha256: each file read once per process
+# (path, size, mtime_ns, ctime_ns, inode) -> sha256: each file read once per process. ctime changes
+# with every write (and with utime), so a rewrite that restores size and mtime is still seen.
+_digests: dict[tuple, str] = {}
 
 
 def file_digest(path: str | Path) -> str:
     """sha256 of a file's bytes (10,000 N-MNIST recordings: about 0.6 s from the page cache)."""
     st = os.stat(path)
-    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     if key not in _digests:
         with open(path, "rb") as fh:
             _digests[key] = hashlib.file_digest(fh, "sha256").hexdigest()
