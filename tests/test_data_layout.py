@@ -124,3 +124,30 @@ def test_resume_on_other_data_is_refused(tmp_path):
         run(recipe(), tmp_path / "out", data_dir=str(b), progress=False, resume=True)
     summary = run(recipe(), tmp_path / "out", data_dir=str(a), progress=False, resume=True)
     assert summary["eval"]["dataset"] == "nmnist"
+
+
+def test_gesture_and_cifar_folders_are_checked_against_their_classes(tmp_path):
+    import numpy as np
+
+    from speck_mtt.data.functional.events import make_events
+    from speck_mtt.data.functional.gestures import encode_gesture_npy
+
+    events = make_events(np.arange(5), np.arange(5), np.ones(5, int), np.arange(5) * 1000)
+    user = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user01_led"
+    user.mkdir(parents=True)
+    for label in range(11):
+        np.save(user / f"{label}.npy", encode_gesture_npy(events))
+    (user / "3.xnpy").write_text("not a recording")
+    ds = event_dataset("gesture", "train", tmp_path)
+    assert sorted(ds.labels) == list(range(11)) and ds.tonic_dataset.users == [1] * 11
+    np.save(user / "11.npy", encode_gesture_npy(events))
+    with pytest.raises(DataError, match=r"user01_led/11\.npy: not a gesture label file \(<label>\.npy, label 0 to 10\)"):
+        event_dataset("gesture", "train", tmp_path)
+    (user / "11.npy").unlink()
+    (user.parent / "notes").mkdir()
+    with pytest.raises(DataError, match=r"ibmGestureTrain/notes: not a user folder"):
+        event_dataset("gesture", "train", tmp_path)
+    (tmp_path / "CIFAR10DVS" / "aeroplane").mkdir(parents=True)
+    (tmp_path / "CIFAR10DVS" / "aeroplane" / "0.aedat4").write_bytes(b"x")
+    with pytest.raises(DataError, match=r"CIFAR10DVS/aeroplane: not a class folder \(airplane, automobile"):
+        event_dataset("cifar10dvs", "train", tmp_path)
