@@ -76,7 +76,11 @@ class NonFiniteLoss(SpeckMttError):
 
 
 def non_finite_parameters(model: torch.nn.Module) -> list[str]:
-    return [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    """Names of parameters holding NaN/inf; one device sync per call when all are finite."""
+    params = list(model.named_parameters())
+    if bool(torch.stack([torch.isfinite(p).all() for _, p in params]).all()):
+        return []
+    return [n for n, p in params if not bool(torch.isfinite(p).all())]
 
 
 def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, optimizer: torch.optim.Optimizer,
