@@ -2,7 +2,8 @@
 
 - DATASETS / DatasetInfo: sensor, classes, recipe T, augmentation and folder layout per dataset.
 - resolve_dataset(name, data_dir, fallback=True): a real dataset whose files are absent falls back
-  to its "-sim" stand-in with a notice (cifar10dvs has none: DataError naming the layout).
+  to its "-sim" stand-in with a notice (cifar10dvs has none: DataError naming the layout); half a
+  dataset or a folder the layout does not name is a DataError, never a fallback.
 - event_dataset(name, split, data_dir, limit): (events x/y/p/t (us) sorted, label); corrupt or
   malformed files raise DataError naming the file (fail loudly, never skipped).
 - frame_dataset(name, split, n_frames, ...): (float32 (T, 2, H, W) counts, label) from a frame

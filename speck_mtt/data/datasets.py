@@ -80,6 +80,7 @@ def file_digest(path: str | Path) -> str:
 
 
 def content_key(paths: list[str], relpaths: list[str]) -> str:
+    """Hash of the files' names (relative, so a moved data dir keeps its key), sizes and bytes."""
     h = hashlib.sha256()
     for path, rel in zip(paths, relpaths):
         h.update(f"{rel}:{os.path.getsize(path)}:{file_digest(path)}\n".encode())
