@@ -1,4 +1,4 @@
-"""The `speck-mtt` command: train | deploy | measure | report | early-exit | search | devices | data.
+"""The `speck-mtt` command: train | deploy | export | measure | report | early-exit | search | devices | data.
 Each area owns its command function; this module only wires them up."""
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ def _register() -> None:
     from .report import report_cmd
     from .speck.deploy import deploy_cmd
     from .speck.devkit import devices_cmd
+    from .speck.nir_io import export_cmd
     from .train import train_cmd
 
     app.command("train")(train_cmd)
     app.command("deploy")(deploy_cmd)
+    app.command("export")(export_cmd)
     app.command("measure")(measure_cmd)
     app.command("report")(report_cmd)
     app.command("early-exit")(dynamic_cmd)

@@ -14,6 +14,7 @@ from typing import Literal
 import sinabs
 import sinabs.layers as sl
 import torch
+from sinabs.activation import SingleSpike
 from torch import nn
 
 from ..errors import SpeckMttError
@@ -148,6 +149,55 @@ def vggsnn(bn: bool = True, input_size: int = 128, floor: float = DEFAULT_FLOOR)
     return SpikingNet("vggsnn", _strip_identity(blocks), "membrane", (2, input_size, input_size), 10, granularity=2)
 
 
+def nir_net(layers: Sequence[dict], input_shape: Sequence[int], n_classes: int, head: Head,
+            bn: bool = False) -> SpikingNet:
+    """A bias-free network described layer by layer, as imported from a NIR graph
+    (speck_mtt.speck.nir_io writes the description; it is the checkpoint's arch_kwargs, so every
+    command that rebuilds a model from a checkpoint rebuilds this one too).
+
+    Layers: {"kind": "conv", "in", "out", "kernel", "stride", "padding", "dilation", "groups"},
+    {"kind": "linear", "in", "out"}, {"kind": "avgpool" | "sumpool", "kernel", "stride"},
+    {"kind": "flatten"}, {"kind": "if", "spike": "multi" | "single"}. Thresholds and floors are
+    neuron parameters, so they travel in the state dict. A block closes after each neuron;
+    trailing layers form the last block (the membrane-voting readout) or join the one before.
+    """
+    if bn:
+        raise SpeckMttError("a network imported from NIR has no BatchNorm (bn must be False)")
+    blocks: list[list[nn.Module]] = [[]]
+    for spec in layers:
+        blocks[-1].append(_nir_layer(spec))
+        if spec["kind"] == "if":
+            blocks.append([])
+    tail = blocks.pop()
+    if blocks and not any(isinstance(m, (nn.Conv2d, nn.Linear)) for m in tail):
+        blocks[-1].extend(tail)  # shape-only layers after the last neuron
+    else:
+        blocks.append(tail)
+    return SpikingNet("nir", [_block(*b) for b in blocks], head, tuple(input_shape), n_classes, granularity=1)
+
+
+def _nir_layer(spec: dict) -> nn.Module:
+    kind = spec["kind"]
+    if kind == "conv":
+        return nn.Conv2d(spec["in"], spec["out"], tuple(spec["kernel"]), stride=tuple(spec["stride"]),
+                         padding=tuple(spec["padding"]), dilation=tuple(spec["dilation"]), groups=spec["groups"],
+                         bias=False)
+    if kind == "linear":
+        return nn.Linear(spec["in"], spec["out"], bias=False)
+    if kind == "avgpool":
+        return nn.AvgPool2d(tuple(spec["kernel"]), stride=tuple(spec["stride"]))
+    if kind == "sumpool":
+        return sl.SumPool2d(tuple(spec["kernel"]), stride=tuple(spec["stride"]))
+    if kind == "flatten":
+        return nn.Flatten()
+    if kind == "if":
+        neuron = multistep_if()
+        if spec.get("spike", "multi") == "single":
+            neuron.spike_fn = SingleSpike
+        return neuron
+    raise SpeckMttError(f"unknown layer kind {kind!r} in an imported network; re-import the NIR file")
+
+
 def _strip_identity(blocks: list[nn.Sequential]) -> list[nn.Sequential]:
     return [nn.Sequential(*[m for m in b if not isinstance(m, nn.Identity)]) for b in blocks]
 
@@ -156,6 +206,7 @@ ARCHITECTURES: dict[str, Callable[..., SpikingNet]] = {
     "nmnist_3c1fc": nmnist_3c1fc,
     "gesture_4c2fc": gesture_4c2fc,
     "vggsnn": vggsnn,
+    "nir": nir_net,
 }
 
 

@@ -42,7 +42,7 @@ def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = No
     speck2e and the network does not fit.
     """
     checkpoint = Path(checkpoint)
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_source(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint)
     model.eval()
     recipe = _meta(ckpt, "name") if isinstance(ckpt.get("recipe"), dict) else ckpt.get("recipe")
@@ -54,6 +54,8 @@ def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = No
     synops = _synops_from_data(layout, name, data_dir, samples, int(n_frames))
     summary = layout_summary(layout, checkpoint=str(checkpoint), recipe=recipe, synops=synops)
     summary["trained_floor"] = trained_floor
+    if ckpt.get("source_format") == "nir":
+        summary["import_notes"] = list(ckpt.get("import_notes", []))
 
     out = Path(out)
     save_torch(layout.artifact, out / "artifact.pt")
@@ -61,6 +63,13 @@ def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = No
     save_text(render_report(summary), out / "report.md")
     save_checkpoint(ckpt, out / "model.pt")
     return summary
+
+
+def load_source(path: Path) -> dict[str, Any]:
+    """A checkpoint, or a NIR graph imported as one (nir_io: refused with reasons if Speck cannot run it)."""
+    from .nir_io import checkpoint_from_nir, is_nir_file
+
+    return checkpoint_from_nir(path) if is_nir_file(path) else load_checkpoint(path)
 
 
 def _meta(ckpt: dict[str, Any], *keys: str) -> Any:
@@ -260,7 +269,8 @@ def render_report(summary: dict[str, Any]) -> str:
 
 def deploy_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Bias-free checkpoint written by `speck-mtt train` "
-                                                    "(run the bias-removal phase first).")],
+                                                    "(run the bias-removal phase first), or a NIR graph "
+                                                    "(FILE.nir, from `speck-mtt export` or another tool).")],
     out: Annotated[Path, typer.Option("--out", help="Directory for artifact.pt, layout.json, report.md, model.pt.")],
     target: Annotated[Target, typer.Option("--target", help="speck2e: must fit the chip (cores assigned); "
                                                             "sim: any size, for the event-driven simulator.")]
@@ -282,7 +292,7 @@ def deploy_cmd(
                                                    "trained with).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print layout.json to stdout.")] = False,
 ) -> None:
-    """Lay a checkpoint out for Speck2e (or the simulator) and report cores, memory and SynOps."""
+    """Lay a checkpoint or NIR graph out for Speck2e (or the simulator); report cores, memory and SynOps."""
     if device is not None and target != Target.speck2e:
         raise SpeckMttError("--device uploads to a Speck2e devkit: use it with --target speck2e")
     with output_lock(out):
@@ -306,5 +316,7 @@ def deploy_cmd(
                    f"neuron mem {mem['neuron']:,}, SynOps/sample {_num(layer['synops_per_sample'])}")
     for problem in summary["fit_problems"]:
         typer.echo(f"  not on {summary['chip']}: {problem}")
+    for note in summary.get("import_notes", []):
+        typer.echo(f"  NIR default: {note}")
     if summary["synops"]["note"]:
         typer.echo(f"  {summary['synops']['note']}")
