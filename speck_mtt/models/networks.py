@@ -157,9 +157,10 @@ def nir_net(layers: Sequence[dict], input_shape: Sequence[int], n_classes: int, 
 
     Layers: {"kind": "conv", "in", "out", "kernel", "stride", "padding", "dilation", "groups"},
     {"kind": "linear", "in", "out"}, {"kind": "avgpool" | "sumpool", "kernel", "stride"},
-    {"kind": "flatten"}, {"kind": "if", "spike": "multi" | "single"}. Thresholds and floors are
-    neuron parameters, so they travel in the state dict. A block closes after each neuron;
-    trailing layers form the last block (the membrane-voting readout) or join the one before.
+    {"kind": "flatten"}, {"kind": "if", "threshold", "floor", "spike": "multi" | "single"} (the
+    floor is min_v_mem in the layer's units: each imported layer keeps its own). A block closes
+    after each neuron; trailing layers form the last block (the membrane-voting readout) or join
+    the one before.
     """
     if bn:
         raise SpeckMttError("a network imported from NIR has no BatchNorm (bn must be False)")
@@ -192,7 +193,10 @@ def _nir_layer(spec: dict) -> nn.Module:
         return nn.Flatten()
     if kind == "if":
         neuron = multistep_if()
-        if spec.get("spike", "multi") == "single":
+        with torch.no_grad():
+            neuron.spike_threshold.fill_(float(spec["threshold"]))
+            neuron.min_v_mem.fill_(float(spec["floor"]))
+        if spec["spike"] == "single":
             neuron.spike_fn = SingleSpike
         return neuron
     raise SpeckMttError(f"unknown layer kind {kind!r} in an imported network; re-import the NIR file")

@@ -191,14 +191,14 @@ class Imported:
     output_shape: tuple[int, ...] | None = None  # None: unknown (a node was refused)
     shapes: dict[str, tuple[int, ...] | None] = field(default_factory=dict)  # node name -> its input shape
     layers: list[dict[str, Any]] = field(default_factory=list)
-    params: list[dict[str, torch.Tensor]] = field(default_factory=list)  # per layer, parameter name -> value
+    weights: list[torch.Tensor | None] = field(default_factory=list)  # per layer
     problems: list[FitProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     readout: bool = False  # ends in a non-leaking integrator node (membrane voting)
 
-    def add(self, spec: dict[str, Any], **params: torch.Tensor) -> None:
+    def add(self, spec: dict[str, Any], weight: torch.Tensor | None = None) -> None:
         self.layers.append(spec)
-        self.params.append(params)
+        self.weights.append(weight)
 
 
 def checkpoint_from_nir(path: Path) -> dict[str, Any]:
@@ -220,7 +220,7 @@ def checkpoint_from_nir(path: Path) -> dict[str, Any]:
     kwargs = {"layers": result.layers, "input_shape": list(result.input_shape), "n_classes": int(shape[0]),
               "head": head}
     model = build_model("nir", **kwargs)
-    _load_params(model, result.params)
+    _load_weights(model, result.weights)
     extra = {k: meta[k] for k in ("dataset", "frames") if k in meta}
     if "frames" in extra:
         extra["t_max"] = int(extra.pop("frames"))
@@ -436,8 +436,7 @@ def _import_neuron(label: str, node: nir.IF | nir.LIF, shape: tuple[int, ...] | 
         floor, multi = DEFAULT_FLOOR * theta_value, False
         out.notes.append(f"{label}: no speck_mtt metadata: floor {floor:g} ({DEFAULT_FLOOR:g} x threshold), "
                          "one spike per step (NIR's IF)")
-    out.add({"kind": "if", "spike": "multi" if multi else "single"},
-            spike_threshold=torch.tensor(theta_value), min_v_mem=torch.tensor(floor))
+    out.add({"kind": "if", "threshold": theta_value, "floor": floor, "spike": "multi" if multi else "single"})
 
 
 def _gain(label: str, node: nir.IF | nir.LIF, out: Imported) -> float | None:
@@ -510,13 +509,14 @@ def _padding(label: str, padding: Any, kernel: tuple[int, ...], stride: tuple[in
     return _pair(padding)
 
 
-def _load_params(model: SpikingNet, params: list[dict[str, torch.Tensor]]) -> None:
-    """Copy weights, thresholds and floors into the freshly built model, layer by layer."""
+def _load_weights(model: SpikingNet, weights: list[torch.Tensor | None]) -> None:
+    """Copy the weights into the freshly built model, layer by layer (thresholds and floors are
+    in the layer list, which the checkpoint keeps as arch_kwargs)."""
     layers = [m for block in model.blocks for m in block]
     with torch.no_grad():
-        for module, values in zip(layers, params, strict=True):
-            for name, value in values.items():
-                getattr(module, name).copy_(value)
+        for module, weight in zip(layers, weights, strict=True):
+            if weight is not None:
+                module.weight.copy_(weight)
 
 
 # ---------------------------------------------------------------- CLI
