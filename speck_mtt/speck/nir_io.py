@@ -208,7 +208,8 @@ def checkpoint_from_nir(path: Path) -> dict[str, Any]:
     graph = read_graph(path)
     meta = _graph_meta(graph)
     result = import_graph(graph, f"{path} cannot be deployed")
-    head = "membrane" if result.readout or (result.layers and result.layers[-1]["kind"] != "if") else "if"
+    kinds = [layer["kind"] for layer in result.layers if layer["kind"] in ("conv", "linear", "if")]
+    head = "membrane" if result.readout or (kinds and kinds[-1] != "if") else "if"
     if meta.get("head") not in (None, head):
         result.problems.append(FitProblem("graph metadata", "the head", f"what the structure says ({head})",
                                           str(meta["head"]), "re-export the network"))
@@ -317,7 +318,8 @@ def _chain(graph: nir.NIRGraph) -> tuple[list[str], list[FitProblem]]:
 
 
 def _input_shape(node: nir.Input, name: str) -> tuple[tuple[int, ...], list[FitProblem]]:
-    shape = tuple(int(v) for v in np.asarray(node.input_type["input"]).reshape(-1))
+    declared = (node.input_type or {}).get("input")
+    shape = () if declared is None else tuple(int(v) for v in np.asarray(declared).reshape(-1))
     if len(shape) == 3 and min(shape) > 0:
         return shape, []
     hint = ("drop the batch dimension when exporting (nirtorch / snnTorch: ignore_dims=[0])"
@@ -330,10 +332,6 @@ def _import_node(name: str, node: nir.NIRNode, shape: tuple[int, ...] | None, ou
                  last: bool) -> tuple[int, ...] | None:
     """Append the node's layer to out (or its problems) and return the shape after it (None: unknown)."""
     label = f"node '{name}' ({type(node).__name__})"
-    if out.readout:
-        out.problems.append(FitProblem(label, "a layer after the membrane readout", "none", "present",
-                                       "the integrator node must be the last one"))
-        return shape
     if isinstance(node, nir.Conv2d):
         return _import_conv(label, node, shape, out)
     if isinstance(node, (nir.Linear, nir.Affine)):
@@ -351,7 +349,7 @@ def _import_node(name: str, node: nir.NIRNode, shape: tuple[int, ...] | None, ou
     what = {nir.CubaLIF: "synaptic-current neuron", nir.Delay: "delay", nir.Conv1d: "1-d convolution",
             nir.Scale: "scaling", nir.Threshold: "threshold without state"}.get(type(node), "node type")
     out.problems.append(FitProblem(label, f"the {what}", "Conv2d, Linear, Affine without bias, AvgPool2d, SumPool2d, "
-                                   "Flatten, IF, LIF without leak", type(node).__name__,
+                                   "Flatten, IF, LIF without leak, a last LI/I readout", type(node).__name__,
                                    "replace it by a supported layer"))
     return None
 
@@ -494,19 +492,16 @@ def _no_bias(label: str, bias: Any, out: Imported) -> None:
 
 def _padding(label: str, padding: Any, kernel: tuple[int, ...], stride: tuple[int, int], dilation: tuple[int, int],
              out: Imported) -> tuple[int, int]:
-    if isinstance(padding, bytes):
-        padding = padding.decode()
-    if isinstance(padding, str) or (isinstance(padding, np.ndarray) and padding.dtype.kind in "SUO"):
-        text = str(np.asarray(padding).reshape(-1)[0] if isinstance(padding, np.ndarray) else padding)
-        text = text.decode() if isinstance(text, bytes) else text
-        if text == "valid":
-            return (0, 0)
-        if text == "same" and stride == (1, 1) and all((d * (k - 1)) % 2 == 0 for d, k in zip(dilation, kernel)):
-            return tuple(d * (k - 1) // 2 for d, k in zip(dilation, kernel))  # type: ignore[return-value]
-        out.problems.append(FitProblem(label, "the padding", "integers, 'valid' or 'same' at stride 1 with odd kernels",
-                                       repr(text), "give the padding as integers"))
+    if not isinstance(padding, (str, bytes)):
+        return _pair(padding)
+    text = padding.decode() if isinstance(padding, bytes) else padding
+    if text == "valid":
         return (0, 0)
-    return _pair(padding)
+    if text == "same" and stride == (1, 1) and all((d * (k - 1)) % 2 == 0 for d, k in zip(dilation, kernel)):
+        return (dilation[0] * (kernel[0] - 1) // 2, dilation[1] * (kernel[1] - 1) // 2)
+    out.problems.append(FitProblem(label, "the padding", "integers, 'valid' or 'same' at stride 1 with odd kernels",
+                                   repr(text), "give the padding as integers"))
+    return (0, 0)
 
 
 def _load_weights(model: SpikingNet, weights: list[torch.Tensor | None]) -> None:
