@@ -24,13 +24,14 @@ from speck_mtt.data.functional.nmnist_bin import read_nmnist_bin
 from speck_mtt.errors import FitError, SpeckMttError
 from speck_mtt.eventsim import load_artifact, simulate
 from speck_mtt.models import build_model
+from speck_mtt.models.neurons import DEFAULT_FLOOR
 from speck_mtt.speck.deploy import deploy
 from speck_mtt.speck.layout import layout_model
 from speck_mtt.speck.nir_io import (META, checkpoint_from_nir, export_checkpoint, nir_bytes, to_nir_graph,
                                      write_nir)
 
 CLI = Path(sys.executable).with_name("speck-mtt")
-FLOOR = -3.0  # not the default: the floor must come from the model's neurons
+FLOOR = -3.0  # not the default (-8): the floor must come from the model's neurons
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -38,21 +39,20 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def fixed_model(arch: str, **kwargs) -> nn.Module:
-    """Seeded init shifted by +0.05: every layer of 3C1FC spikes on the real N-MNIST recording."""
+    """Seeded init shifted by +0.05 (every layer of 3C1FC spikes on the real N-MNIST recording),
+    neurons clamped at FLOOR."""
     torch.manual_seed(0)
-    model = build_model(arch, **kwargs)
+    model = build_model(arch, floor=FLOOR, **kwargs)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 module.weight.add_(0.05)
-            if isinstance(module, sl.IAFSqueeze):
-                module.min_v_mem.fill_(FLOOR)
     return model
 
 
-def save(model, path: Path, kwargs=None) -> Path:
-    save_checkpoint(make_checkpoint(model, kwargs or {}, recipe=f"{model.name}-mtt", dataset="nmnist-sim",
-                                    t_max=10), path)
+def save(model, path: Path, **kwargs) -> Path:
+    save_checkpoint(make_checkpoint(model, {"floor": FLOOR, **kwargs}, recipe=f"{model.name}-mtt",
+                                    dataset="nmnist-sim", t_max=10), path)
     return path
 
 
@@ -71,10 +71,8 @@ def test_round_trip_is_exact_in_the_simulator(tmp_path):
     assert exported.returncode == 0, exported.stderr
     graph = nir.read(graph_file)
     assert graph.metadata[META]["head"] == "if" and graph.metadata[META]["arch"] == "nmnist_3c1fc"
-    floors = [float(m.min_v_mem) for m in model_from_checkpoint(load_checkpoint(ckpt)).modules()
-              if isinstance(m, sl.IAFSqueeze)]
     neurons = [n for n in graph.nodes.values() if isinstance(n, nir.IF)]
-    assert [float(n.metadata[META]["min_v_mem"]) for n in neurons] == floors
+    assert [float(n.metadata[META]["min_v_mem"]) for n in neurons] == [FLOOR] * 4
     assert all(bool(n.metadata[META]["multi_spike"]) for n in neurons)
     assert sum(isinstance(n, nir.AvgPool2d) for n in graph.nodes.values()) == 2
 
@@ -84,6 +82,7 @@ def test_round_trip_is_exact_in_the_simulator(tmp_path):
     assert "fits speck2e" in deployed.stdout and "NIR default" not in deployed.stdout
     deploy(ckpt, "speck2e", tmp_path / "ckpt", samples=0)
     mine, theirs = load_artifact(tmp_path / "nir"), load_artifact(tmp_path / "ckpt")
+    assert mine["floor"] == theirs["floor"] == FLOOR
     for a, b in zip(mine["layers"], theirs["layers"], strict=True):
         assert torch.equal(a["weight"], b["weight"])
         assert {k: v for k, v in a.items() if k != "weight"} == {k: v for k, v in b.items() if k != "weight"}
@@ -114,7 +113,7 @@ def test_floor_comes_from_the_neurons_and_survives_the_checkpoint(tmp_path):
 
 
 def test_membrane_head_and_input_pool_round_trip(tmp_path):
-    export_checkpoint(save(fixed_model("gesture_4c2fc", bn=False), tmp_path / "g.pt", {"bn": False}), tmp_path / "g.nir")
+    export_checkpoint(save(fixed_model("gesture_4c2fc", bn=False), tmp_path / "g.pt", bn=False), tmp_path / "g.nir")
     model = model_from_checkpoint(load_checkpoint(tmp_path / "g.pt"))
     ckpt = checkpoint_from_nir(tmp_path / "g.nir")
     imported = model_from_checkpoint(ckpt)
@@ -126,7 +125,7 @@ def test_membrane_head_and_input_pool_round_trip(tmp_path):
 
 
 def test_export_refuses_bn_like_deploy(tmp_path):
-    ckpt = save(build_model("gesture_4c2fc", bn=True), tmp_path / "bn.pt", {"bn": True})
+    ckpt = save(build_model("gesture_4c2fc", bn=True), tmp_path / "bn.pt", bn=True)
     with pytest.raises(FitError, match="un-absorbed BatchNorm") as info:
         export_checkpoint(ckpt, tmp_path / "bn.nir")
     assert "--phase bias-removal" in str(info.value) and not (tmp_path / "bn.nir").exists()
@@ -149,7 +148,7 @@ def test_graph_from_sinabs_deploys_with_documented_defaults(tmp_path):
     neurons = [m for m in model.modules() if isinstance(m, sl.IAFSqueeze)]
     assert [m.spike_fn for m in neurons] == [SingleSpike] * 3
     assert [float(m.spike_threshold) for m in neurons] == [1.0, 1.0, 2.0]
-    assert [float(m.min_v_mem) for m in neurons] == [-1.0, -1.0, -2.0]  # default floor: -1 threshold
+    assert [float(m.min_v_mem) for m in neurons] == [DEFAULT_FLOOR * t for t in (1.0, 1.0, 2.0)]
     result = simulate(load_artifact(tmp_path / "dep"), read_nmnist_bin(real_sample_path()))
     assert result.counts.shape == (10,) and result.layer_spikes[0] > 0
 
@@ -207,7 +206,8 @@ def test_non_leaking_lif_and_integrator_readout_are_accepted(tmp_path):
     (tmp_path / "g.nir").write_bytes(nir_bytes(_graph(_conv(), lif, *_head(), readout)))
     model = model_from_checkpoint(checkpoint_from_nir(tmp_path / "g.nir"))
     neuron = next(m for m in model.modules() if isinstance(m, sl.IAFSqueeze))
-    assert model.head == "membrane" and float(neuron.spike_threshold) == 0.5 and float(neuron.min_v_mem) == -0.5
+    assert model.head == "membrane" and float(neuron.spike_threshold) == 0.5
+    assert float(neuron.min_v_mem) == DEFAULT_FLOOR * 0.5
     assert [type(m) for m in model.blocks[-1]] == [nn.Flatten, nn.Linear]
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import SpeckMttError
 from ..mtt.ttm import resample_time
-from .neurons import DEFAULT_FLOOR, multistep_if, with_sinabs_neurons
+from .neurons import DEFAULT_FLOOR, multistep_if, set_floor, with_sinabs_neurons
 
 Head = Literal["if", "membrane"]
 
@@ -150,23 +150,23 @@ def vggsnn(bn: bool = True, input_size: int = 128, floor: float = DEFAULT_FLOOR)
 
 
 def nir_net(layers: Sequence[dict], input_shape: Sequence[int], n_classes: int, head: Head,
-            bn: bool = False) -> SpikingNet:
+            bn: bool = False, floor: float | None = None) -> SpikingNet:
     """A bias-free network described layer by layer, as imported from a NIR graph
     (speck_mtt.speck.nir_io writes the description; it is the checkpoint's arch_kwargs, so every
     command that rebuilds a model from a checkpoint rebuilds this one too).
 
     Layers: {"kind": "conv", "in", "out", "kernel", "stride", "padding", "dilation", "groups"},
     {"kind": "linear", "in", "out"}, {"kind": "avgpool" | "sumpool", "kernel", "stride"},
-    {"kind": "flatten"}, {"kind": "if", "threshold", "floor", "spike": "multi" | "single"} (the
-    floor is min_v_mem in the layer's units: each imported layer keeps its own). A block closes
-    after each neuron; trailing layers form the last block (the membrane-voting readout) or join
-    the one before.
+    {"kind": "flatten"}, {"kind": "if", "threshold", "floor", "spike": "multi" | "single"} (floor in
+    thresholds, as everywhere; the floor argument, like the other builders', overrides every
+    layer's). A block closes after each neuron; trailing layers form the last block (the
+    membrane-voting readout) or join the one before.
     """
     if bn:
         raise SpeckMttError("a network imported from NIR has no BatchNorm (bn must be False)")
     blocks: list[list[nn.Module]] = [[]]
     for spec in layers:
-        blocks[-1].append(_nir_layer(spec))
+        blocks[-1].append(_nir_layer(spec, floor))
         if spec["kind"] == "if":
             blocks.append([])
     tail = blocks.pop()
@@ -177,7 +177,7 @@ def nir_net(layers: Sequence[dict], input_shape: Sequence[int], n_classes: int, 
     return SpikingNet("nir", [_block(*b) for b in blocks], head, tuple(input_shape), n_classes, granularity=1)
 
 
-def _nir_layer(spec: dict) -> nn.Module:
+def _nir_layer(spec: dict, floor: float | None) -> nn.Module:
     kind = spec["kind"]
     if kind == "conv":
         return nn.Conv2d(spec["in"], spec["out"], tuple(spec["kernel"]), stride=tuple(spec["stride"]),
@@ -192,10 +192,11 @@ def _nir_layer(spec: dict) -> nn.Module:
     if kind == "flatten":
         return nn.Flatten()
     if kind == "if":
-        neuron = multistep_if()
+        floor = spec["floor"] if floor is None else floor
+        neuron = multistep_if(floor)
         with torch.no_grad():
             neuron.spike_threshold.fill_(float(spec["threshold"]))
-            neuron.min_v_mem.fill_(float(spec["floor"]))
+        set_floor(neuron, floor)  # floor * this layer's threshold
         if spec["spike"] == "single":
             neuron.spike_fn = SingleSpike
         return neuron

@@ -14,8 +14,8 @@ key "speck_mtt" (nir.write/read keep the `metadata` dict of a graph and of an IF
   "membrane": the last layer has no neuron and the class is its largest accumulated input),
   n_classes, and where the checkpoint knows them its arch, dataset and frames.
 A graph written by another tool gets documented defaults: floor DEFAULT_FLOOR thresholds (the
-project's default neuron floor), one spike per step (NIR's definition), and the head read from
-the structure (a last weight layer without a neuron, or followed by a non-leaking integrator
+project's default, models.neurons; `deploy --floor` overrides it), one spike per step (NIR's
+definition), and the head read from the structure (a last weight layer without a neuron, or followed by a non-leaking integrator
 node, is membrane voting).
 
 Import accepts one chain Input -> ... -> Output of Conv2d, Linear or Affine (zero bias),
@@ -46,7 +46,7 @@ from ..checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint
 from ..errors import SpeckMttError
 from ..io import atomic_write
 from ..models import SpikingNet, build_model
-from ..models.neurons import MIN_V_MEM, THRESHOLD
+from ..models.neurons import DEFAULT_FLOOR, FLOOR_RANGE
 from .deploy import _FRAME_KEYS, _meta
 from .fit import FitProblem, check_modules, raise_if_problems
 
@@ -54,7 +54,6 @@ FORMAT = "speck-mtt-nir"
 VERSION = 1
 META = "speck_mtt"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-DEFAULT_FLOOR = MIN_V_MEM / THRESHOLD  # in thresholds, for IF nodes without our metadata
 _WEIGHT_NODES = (nir.Conv2d, nir.Linear, nir.Affine)
 _READOUT_NODES = (nir.LI, nir.I)
 
@@ -429,11 +428,15 @@ def _import_neuron(label: str, node: nir.IF | nir.LIF, shape: tuple[int, ...] | 
     theta_value = float(theta.flat[0])
     ours = node.metadata.get(META) if isinstance(getattr(node, "metadata", None), dict) else None
     if isinstance(ours, dict) and "min_v_mem" in ours:
-        floor, multi = float(ours["min_v_mem"]) / gain, bool(ours.get("multi_spike"))
+        floor, multi = float(ours["min_v_mem"]) / gain / theta_value, bool(ours.get("multi_spike"))
     else:
-        floor, multi = DEFAULT_FLOOR * theta_value, False
-        out.notes.append(f"{label}: no speck_mtt metadata: floor {floor:g} ({DEFAULT_FLOOR:g} x threshold), "
-                         "one spike per step (NIR's IF)")
+        floor, multi = DEFAULT_FLOOR, False
+        out.notes.append(f"{label}: no speck_mtt metadata: floor {floor:g} x threshold, one spike per step (NIR's IF)")
+    if not FLOOR_RANGE[0] <= floor <= FLOOR_RANGE[1]:
+        out.problems.append(FitProblem(label, "the floor (speck_mtt min_v_mem / threshold)",
+                                       f"[{FLOOR_RANGE[0]:g}, {FLOOR_RANGE[1]:g}] thresholds", f"{floor:g}",
+                                       "re-export with a floor in that range"))
+        return
     out.add({"kind": "if", "threshold": theta_value, "floor": floor, "spike": "multi" if multi else "single"})
 
 
