@@ -26,6 +26,7 @@ from speck_mtt.eventsim import load_artifact, simulate
 from speck_mtt.models import build_model
 from speck_mtt.models.neurons import DEFAULT_FLOOR
 from speck_mtt.speck.deploy import deploy
+from speck_mtt.speck.devkit import rebuild_layout
 from speck_mtt.speck.layout import layout_model
 from speck_mtt.speck.nir_io import (META, checkpoint_from_nir, export_checkpoint, nir_bytes, to_nir_graph,
                                      write_nir)
@@ -149,8 +150,10 @@ def test_graph_from_sinabs_deploys_with_documented_defaults(tmp_path):
     assert [m.spike_fn for m in neurons] == [SingleSpike] * 3
     assert [float(m.spike_threshold) for m in neurons] == [1.0, 1.0, 2.0]
     assert [float(m.min_v_mem) for m in neurons] == [DEFAULT_FLOOR * t for t in (1.0, 1.0, 2.0)]
-    result = simulate(load_artifact(tmp_path / "dep"), read_nmnist_bin(real_sample_path()))
+    artifact = load_artifact(tmp_path / "dep")
+    result = simulate(artifact, read_nmnist_bin(real_sample_path()))
     assert result.counts.shape == (10,) and result.layer_spikes[0] > 0
+    assert len(rebuild_layout(tmp_path / "dep", artifact).keys) == 3  # the devkit path rebuilds it from model.pt
 
 
 def _graph(*nodes, metadata=None, input_shape=(2, 8, 8)) -> nir.NIRGraph:
