@@ -15,8 +15,8 @@ key "speck_mtt" (nir.write/read keep the `metadata` dict of a graph and of an IF
   n_classes, and where the checkpoint knows them its arch, dataset and frames.
 A graph written by another tool gets documented defaults: floor DEFAULT_FLOOR thresholds (the
 project's default, models.neurons; `deploy --floor` overrides it), one spike per step (NIR's
-definition), and the head read from the structure (a last weight layer without a neuron, or followed by a non-leaking integrator
-node, is membrane voting).
+definition), and the head read from the structure (a last weight layer without a neuron, or
+followed by a non-leaking integrator node, is membrane voting).
 
 Import accepts one chain Input -> ... -> Output of Conv2d, Linear or Affine (zero bias),
 AvgPool2d / SumPool2d, Flatten, IF, LIF without leak (tau = inf) and, last, a non-leaking LI or an
