@@ -52,10 +52,23 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
+# Checkpoints written before the floor was a setting hold no "floor": they were trained at -1 theta
+# (the neuron states, min_v_mem included, are not part of the saved weights).
+LEGACY_FLOOR = -1.0
+_FLOOR_ARCHS = ("nmnist_3c1fc", "gesture_4c2fc", "vggsnn")
+
+
+def arch_kwargs_of(ckpt: dict[str, Any]) -> dict[str, Any]:
+    kwargs = dict(ckpt.get("arch_kwargs", {}))
+    if ckpt.get("arch") in _FLOOR_ARCHS:
+        kwargs.setdefault("floor", LEGACY_FLOOR)
+    return kwargs
+
+
 def model_from_checkpoint(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> SpikingNet:
     """Rebuild the network and load its weights; a foreign architecture is a one-line error."""
     try:
-        model = build_model(ckpt["arch"], **ckpt.get("arch_kwargs", {}))
+        model = build_model(ckpt["arch"], **arch_kwargs_of(ckpt))
     except TypeError as exc:  # an argument the architecture does not take
         raise SpeckMttError(f"{source}: arch_kwargs {ckpt.get('arch_kwargs')} do not fit architecture "
                             f"{ckpt['arch']} ({exc}); was it written by another speck-mtt version?") from exc

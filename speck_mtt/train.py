@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from . import distributed as D
-from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+from .checkpoint import arch_kwargs_of, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from .errors import DataError, SpeckMttError
 from .evaluate import eval_table, evaluate, save_eval
 from .io import dumps_json, output_lock, save_json, save_text
@@ -315,7 +315,7 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
             raise SpeckMttError(f"{from_ckpt}: a {src['arch']} checkpoint, but recipe {recipe['name']} trains "
                                 f"{recipe['model']['arch']}; pass the matching recipe or checkpoint")
         model = model_from_checkpoint(src, from_ckpt)
-        arch_kwargs = {**src.get("arch_kwargs", {}), "floor": recipe["model"]["floor"]}
+        arch_kwargs = {**arch_kwargs_of(src), "floor": recipe["model"]["floor"]}
         set_floor(model, recipe["model"]["floor"])  # fine-tune at the floor it will be deployed with
         absorb_bn(model)  # drops the bias; BN stays as a locked identity
     model.granularity = recipe["model"]["granularity"]

@@ -107,3 +107,15 @@ def test_floor_is_a_model_setting_and_can_be_changed():
     assert {float(n.min_v_mem) for n in m.modules() if isinstance(n, sl.IAFSqueeze)} == {-16.0}
     with pytest.raises(SpeckMttError, match="floor 5.0"):
         build_model("nmnist_3c1fc", floor=5.0)
+
+
+def test_checkpoints_keep_their_floor_and_old_ones_read_as_minus_one():
+    """The floor travels in arch_kwargs (neuron parameters are not saved with the weights); a
+    checkpoint from before the setting was trained at -1 theta and must be rebuilt so."""
+    from speck_mtt.checkpoint import make_checkpoint, model_from_checkpoint
+
+    model = build_model("nmnist_3c1fc", bn=False, floor=-4.0)
+    ckpt = make_checkpoint(model, {"bn": False, "floor": -4.0})
+    assert floor_of(model_from_checkpoint(ckpt)) == -4.0
+    legacy = make_checkpoint(model, {"bn": False})
+    assert floor_of(model_from_checkpoint(legacy)) == -1.0
