@@ -108,6 +108,16 @@ def torch_counts(deploy_dir: Path, dataset: str, n_frames: int, data_dir: Path |
             np.asarray(labels, np.int64))
 
 
+def model_t_max(deploy_dir: Path) -> int:
+    """T_max the deployed model was trained at (DEPLOY_DIR/model.pt)."""
+    from .checkpoint import load_checkpoint
+
+    t_max = load_checkpoint(deploy_dir / "model.pt").get("t_max")
+    if t_max is None:
+        raise SpeckMttError(f"{deploy_dir / 'model.pt'} records no t_max; pass --t")
+    return int(t_max)
+
+
 def _summary_numbers(result: BatchResult, net: SimNet | None) -> dict[str, Any]:
     n = max(len(result), 1)
     out = {"n_samples": len(result), "n_empty": int((result.n_events == 0).sum()),
@@ -174,9 +184,12 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
             float_mode: bool = False, record: Path | None = None, compare: list[Path] | None = None,
             out: Path | None = None, floors: list[float] | None = None) -> dict[str, Any] | None:
     """Run the measurement; returns the result dict on rank 0 (None on other ranks) and writes it
-    to `out` (default DEPLOY_DIR/measure-<backend>[-float].json). floors: also simulate with the
-    lower threshold at each of these (thresholds), a sweep of the chip's floor setting."""
+    to `out` (default DEPLOY_DIR/measure-<backend>[-float].json; an evaluation set such as
+    nmnist-real800 gets measure-<backend>[-float]-<dataset>.json and torch at T_max by default).
+    floors: also simulate with the lower threshold at each of these (thresholds), a sweep of the
+    chip's floor setting."""
     from .data import resolve_dataset
+    from .data.registry import get_info
 
     deploy_dir = Path(deploy_dir)
     artifact = load_artifact(deploy_dir)
@@ -186,6 +199,9 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
         raise SpeckMttError(f"no default dataset for architecture {net.arch!r}; pass --dataset")
     name = resolve_dataset(name, data_dir)
     check_sensor(net, name)
+    eval_set = get_info(name).eval_only
+    if eval_set and not t:
+        t = [model_t_max(deploy_dir)]  # an evaluation set is measured against torch at the model's T_max
     meta = {"backend": backend, "dataset": name, "split": "test", "layer": net.spiking_layer,
             "float": float_mode, "deploy_dir": str(deploy_dir)}
 
@@ -243,7 +259,8 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
         report["record"] = str(save_recording(rec, record))
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report = finite_json(report)
-    target = out or deploy_dir / f"measure-{backend}{'-float' if float_mode else ''}.json"
+    # an evaluation set gets its own file: it never overwrites the measurement on the model's own test split
+    target = out or deploy_dir / f"measure-{backend}{'-float' if float_mode else ''}{'-' + name if eval_set else ''}.json"
     save_json(report, target)
     report["written"] = str(target)
     return report
@@ -274,7 +291,9 @@ def measure_cmd(
                                                                         "or ./data).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N test samples.")] = None,
     t: Annotated[Optional[list[int]], typer.Option("--t", min=1, help="Compare with the time-stepped torch model "
-                                                                      "at this T (repeatable).")] = None,
+                                                                      "at this T (repeatable; default for an "
+                                                                      "evaluation set such as nmnist-real800: "
+                                                                      "the model's T_max).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Simulator threads "
                                                                             "(default: all cores).")] = None,
     float_mode: Annotated[bool, typer.Option("--float", help="Simulate the undiscretized float layers.")] = False,
@@ -283,7 +302,8 @@ def measure_cmd(
     compare: Annotated[Optional[list[Path]], typer.Option("--compare", help="SD against a recording "
                                                                             "(repeatable).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Result JSON (default DEPLOY_DIR/"
-                                                              "measure-<backend>.json).")] = None,
+                                                              "measure-<backend>.json; for an evaluation set "
+                                                              "measure-<backend>-<dataset>.json).")] = None,
     search_config: Annotated[bool, typer.Option("--search-config", help="Also search the stage-wise T of "
                                                 "DEPLOY_DIR/model.pt under an energy bound (paper A.8/A.9; "
                                                 "`speck-mtt search` has every option); writes search.json/.md.")]

@@ -43,6 +43,7 @@ import typer
 
 from .errors import SpeckMttError
 from .eventsim.recording import Recording, compare_recordings, load_recording
+from .data.registry import REAL800, REAL800_LABEL
 from .io import dumps_json, save_json, save_text
 
 # Paper Table 5 (accuracy %, Torch / simulator / Speck; None = not measured) and weights (SPEC §4, §7).
@@ -57,6 +58,7 @@ PAPER_TABLE5: dict[str, dict[str, Any]] = {
 }
 METHOD_ORDER = ("mtt", "sdt", "nmt", "slt")
 SIM_FILE = "measure-sim.json"
+REAL_FILE = f"measure-sim-{REAL800}.json"  # `speck-mtt measure DEPLOY --dataset nmnist-real800`
 CHIP_GLOB = "measure-speck2e*"
 
 
@@ -153,6 +155,22 @@ def _chip_runs(mdir: Path) -> list[tuple[Path, dict[str, Any], Recording | None]
     return runs
 
 
+def real_row(mdir: Path, t: int | None) -> dict[str, Any] | None:
+    """The same model measured on the real recordings (REAL_FILE): torch at T, simulator, drop and SD."""
+    path = mdir / REAL_FILE
+    if not path.is_file():
+        return None
+    data = _read_json(path)
+    torch_at = {int(e["t"]): e for e in data.get("torch") or []}
+    at = torch_at.get(t) if t in torch_at else (torch_at[max(torch_at)] if torch_at and t is None else None)
+    sim_acc = _fraction(data.get("accuracy"), path)
+    torch_acc = _fraction(at.get("accuracy"), path) if at else None
+    return {"dataset": data.get("dataset"), "n_samples": data.get("n_samples"), "t": int(at["t"]) if at else t,
+            "torch_accuracy": torch_acc, "sim_accuracy": sim_acc,
+            "drop_torch_to_sim_pp": 100 * (torch_acc - sim_acc) if torch_acc is not None and sim_acc is not None
+            else None, "sd_torch_vs_sim": _sd_value(at) if at else None}
+
+
 def method_row(folder: Path, t: int | None = None) -> dict[str, Any]:
     """One Table-5 row from a method folder (see the module docstring)."""
     ev_path = folder / "eval.json"
@@ -200,6 +218,7 @@ def method_row(folder: Path, t: int | None = None) -> dict[str, Any]:
         "spikes_per_sample": sim.get("spikes_per_sample"),
         "synops_per_sample": sim.get("synops_per_sample"),
         "drop_torch_to_sim_pp": None,
+        "real": real_row(mdir, t_chosen),
     }
     basis = at["accuracy"] if at else torch_acc
     if basis is not None and sim_acc is not None:
@@ -249,7 +268,8 @@ def build_report(results_dir: Path, t: int | None = None, dataset: str | None = 
                  "rows": [{"method": m, "torch": v[0], "sim": v[1], "speck": v[2],
                            "drop_torch_to_sim_pp": round(v[0] - v[1], 2)} for m, v in ref["methods"].items()]}
     return {"results_dir": str(results_dir), "dataset": name,
-            "stand_in": bool(name and name.lower().endswith("-sim")), "rows": rows, "paper": paper}
+            "stand_in": bool(name and name.lower().endswith("-sim")), "rows": rows,
+            "real_label": REAL800_LABEL if any(r["real"] for r in rows) else None, "paper": paper}
 
 
 def _pct(v: float | None, digits: int = 2) -> str:
@@ -274,6 +294,18 @@ def render_report(report: dict[str, Any]) -> str:
                      f"{_plain(drop, '.2f')} | "
                      f"{_plain(r['n_weights'], ',')} | "
                      f"{_pct(r['sd_torch_vs_sim'])} | {_pct(r['sd_sim_vs_chip'])} | {_pct(r['sd_chip_vs_chip'])} |")
+    real = [r for r in report["rows"] if r.get("real")]
+    if real:
+        lines += ["", f"Real recordings, {report['real_label']}: the same deployed models"
+                  + (f", trained on {name} only" if report["stand_in"] else "") + ":", "",
+                  "| method | T | Torch % | Simulator % | drop torch->sim (pp) | SD torch-vs-sim % | samples |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in real:
+            x = r["real"]
+            lines.append(f"| {r['method'].upper()} (real N-MNIST) | {x['t'] if x['t'] is not None else '-'} | "
+                         f"{_pct(x['torch_accuracy'])} | {_pct(x['sim_accuracy'])} | "
+                         f"{_plain(x['drop_torch_to_sim_pp'], '.2f')} | {_pct(x['sd_torch_vs_sim'])} | "
+                         f"{_plain(x['n_samples'], ',')} |")
     notes = [f"- {r['method'].upper()}: {r['note']}" for r in report["rows"] if r.get("note")]
     notes += [f"- {r['method'].upper()}: Speck accuracy is the mean of {len(r['speck_runs'])} chip runs"
               for r in report["rows"] if len(r["speck_runs"]) > 1]

@@ -116,9 +116,12 @@ def test_cli_info_and_prepare(tmp_path):
     assert res.exit_code == 0, res.output
     info = json.loads(res.stdout)
     assert info["counts"] == {"train": 8000, "test": 2000} and info["sensor_size"] == [34, 34, 2]
-    assert info["statistics"]["real_sample"]["events"] == 4325 and info["statistics"]["n_samples"] == 4
-    assert set(info["statistics"]["simulated"]) == {"events", "on_fraction", "duration_ms", "bursts",
-                                                        "polarity_overlap", "fast_reversals"}
+    st = info["statistics"]
+    assert st["n_samples"] == 4 and st["n_real"] == 4 and st["reference"] == "nmnist-real800"
+    assert set(st["simulated"]) == set(st["real"]) == set(st["ks"]) == set(st["checks"])
+    assert {"events", "events_per_saccade", "on_fraction", "saccade_peak_ms", "x_std", "pixel_interval_log10_us",
+            "polarity_overlap", "fast_reversals", "isolated_fraction"} <= set(st["ks"])
+    assert all(0 <= d <= 1 for d in st["ks"].values())
     res = runner.invoke(app, ["info", "cifar10dvs", "--data-dir", str(tmp_path), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["present"] is False
     res = runner.invoke(app, ["prepare", "nmnist-sim", "--data-dir", str(tmp_path), "--limit", "3", "--frames", "4", "--json"])

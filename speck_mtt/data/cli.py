@@ -12,10 +12,8 @@ import typer
 from ..io import dumps_json
 from .datasets import SPLITS, event_dataset, missing_splits, open_source
 from .frames import frame_dataset
-from .functional.mnist_idx import real_sample_path
-from .functional.nmnist_bin import read_nmnist_bin
-from .functional.stats import event_stats, summarize
-from .registry import DATASETS, default_data_dir, get_info
+from .functional.stats import distributions, ks_distance, summarize
+from .registry import DATASETS, REAL800, default_data_dir, get_info
 from .sim import GENERATORS, generator_spec
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -24,27 +22,34 @@ NameArg = Annotated[str, typer.Argument(help=f"dataset: {', '.join(DATASETS)}")]
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="dataset root (default $SPECK_MTT_DATA or ./data)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print a machine-readable summary to stdout")]
 
-REAL_EVENTS = 4325  # the real sample's event count: nmnist-sim must stay within +-30% of it
+MAX_KS = 0.35  # largest two-sample KS distance per statistic before nmnist-sim counts as drifted from real
 
 
-def nmnist_sim_stats(data_dir: Path, n: int) -> dict:
-    """Statistics of n nmnist-sim test recordings next to the real N-MNIST sample's, with the bounds."""
-    ds = event_dataset("nmnist-sim", "test", data_dir, limit=n)
-    sim = summarize([event_stats(ds[i][0]) for i in range(len(ds))])
-    real = event_stats(read_nmnist_bin(real_sample_path()))
-    checks = {
-        "events_within_30pct_of_real": abs(sim["events"]["mean"] / real["events"] - 1) <= 0.3,
-        "on_fraction_in_0.4_0.6": 0.4 <= sim["on_fraction"]["mean"] <= 0.6,
-        "three_bursts": round(sim["bursts"]["mean"]) == 3,
-        "polarity_overlap_within_50pct_of_real": abs(sim["polarity_overlap"]["mean"] / real["polarity_overlap"] - 1) <= 0.5,
-    }
-    return {"n_samples": len(ds), "simulated": sim, "real_sample": real, "checks": checks}
+def dataset_distributions(name: str, data_dir: Path, n: int | None) -> dict:
+    """Statistic samples of the first n test recordings (a fixed-seed subset) of a dataset."""
+    ds = event_dataset(name, "test", data_dir, limit=n)
+    return distributions([ds[i][0] for i in range(len(ds))])
+
+
+def compare_to_real(sim: dict, real: dict) -> dict:
+    """Each statistic of simulated and real recordings (from distributions), their KS distance and check."""
+    ks = {key: ks_distance(sim[key], real[key]) for key in real}
+    return {"n_samples": len(sim["events"]), "n_real": len(real["events"]), "reference": REAL800,
+            "simulated": summarize(sim), "real": summarize(real), "ks": ks, "max_ks": MAX_KS,
+            "checks": {key: bool(d <= MAX_KS) for key, d in ks.items()}}
+
+
+def _per_class(name: str, data_dir: Path) -> dict[str, int]:
+    labels = open_source(name, "test", data_dir).labels
+    return {str(c): labels.count(c) for c in sorted(set(labels))}
 
 
 def _counts(name: str, data_dir: Path) -> dict | None:
     info = get_info(name)
     if not info.real:
         return {split: len(GENERATORS[name].items(split)) for split in ("train", "test")}
+    if info.eval_only:
+        return {"train": 0, "test": len(open_source(name, "test", data_dir).relpaths)}
     missing = missing_splits(name, data_dir)
     if len(missing) == len(SPLITS):
         return None
@@ -67,9 +72,13 @@ def info_cmd(
     name: NameArg,
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
-    stats_samples: Annotated[int, typer.Option(help="nmnist-sim recordings to measure statistics on")] = 100,
+    stats_samples: Annotated[Optional[int], typer.Option(min=2, help="recordings per set to measure statistics on "
+                                                         "(default: nmnist-sim 200, nmnist-real800 all)")] = None,
+    check: Annotated[bool, typer.Option("--check", help="exit 1 when nmnist-sim's statistics drift from "
+                                        f"{REAL800}'s (a KS distance over {MAX_KS})")] = False,
 ) -> None:
-    """Counts per split, sensor, classes, recipe T and files of a dataset (nmnist-sim: statistics vs the real sample)."""
+    """Counts per split, sensor, classes, recipe T and files of a dataset; statistics of nmnist-sim
+    (beside nmnist-real800's, with KS distances) and of nmnist-real800."""
     info = get_info(name)
     data_dir = data_dir or default_data_dir()
     counts = _counts(name, data_dir)
@@ -84,24 +93,47 @@ def info_cmd(
     if not info.real:
         summary["generator"] = generator_spec(name)
     if name == "nmnist-sim":
-        summary["statistics"] = nmnist_sim_stats(data_dir, stats_samples)
+        n = stats_samples or 200
+        summary["statistics"] = compare_to_real(dataset_distributions(name, data_dir, n),
+                                                dataset_distributions(REAL800, data_dir, n))
+    if info.eval_only:
+        summary["per_class"] = _per_class(name, data_dir)
+        real = dataset_distributions(name, data_dir, stats_samples)
+        summary["statistics"] = {"n_samples": len(real["events"]), "real": summarize(real)}
+    failed = [k for k, ok in summary.get("statistics", {}).get("checks", {}).items() if not ok]
     if json_out:
         typer.echo(dumps_json(summary))
-        return
+    else:
+        _print_info(summary, info)
+    if check and failed:
+        typer.echo(f"error: nmnist-sim drifted from {REAL800} in: {', '.join(failed)} (KS > {MAX_KS})", err=True)
+        raise typer.Exit(1)
+
+
+def _print_info(summary: dict, info) -> None:
+    name, counts = summary["name"], summary["counts"]
     typer.echo(f"{name}: {info.description}")
     typer.echo(f"  sensor {info.sensor_size}, {info.n_classes} classes, recipe T={info.default_frames}")
     typer.echo(f"  files: {summary['layout']}")
     if counts is None:
         typer.echo(f"  not present; offline stand-in: {info.stand_in or 'none'}")
+    elif info.eval_only:
+        typer.echo(f"  {counts['test']} recordings, evaluation only; per class: "
+                   + ", ".join(f"{c}: {n}" for c, n in summary["per_class"].items()))
     else:
         typer.echo(f"  train {counts['train']}, test {counts['test']} recordings")
-    if "statistics" in summary:
-        st = summary["statistics"]
-        typer.echo(f"  statistics over {st['n_samples']} simulated test recordings (mean +- std) vs the real sample:")
-        for key, real in st["real_sample"].items():
-            s = st["simulated"][key]
-            typer.echo(f"    {key:16s} {s['mean']:10.3f} +- {s['std']:8.3f}   real {real:10.3f}")
-        typer.echo(f"  checks: {', '.join(k + ('=ok' if v else '=FAIL') for k, v in st['checks'].items())}")
+    st = summary.get("statistics")
+    if st and "simulated" in st:
+        typer.echo(f"  statistics (mean +- std) of {st['n_samples']} simulated and {st['n_real']} {REAL800} "
+                   "recordings, two-sample KS distance:")
+        for key, real in st["real"].items():
+            sim = st["simulated"][key]
+            typer.echo(f"    {key:24s} sim {sim['mean']:9.3f} +- {sim['std']:8.3f}   real {real['mean']:9.3f} +- "
+                       f"{real['std']:8.3f}   KS {st['ks'][key]:.3f} {'ok' if st['checks'][key] else 'FAIL'}")
+    elif st:
+        typer.echo(f"  statistics over {st['n_samples']} recordings (mean +- std):")
+        for key, real in st["real"].items():
+            typer.echo(f"    {key:24s} {real['mean']:9.3f} +- {real['std']:8.3f}")
 
 
 @app.command("prepare")
@@ -117,7 +149,7 @@ def prepare_cmd(
     data_dir = data_dir or default_data_dir()
     n_frames = frames or info.default_frames
     splits = {}
-    for split in ("train", "test"):
+    for split in ("test",) if info.eval_only else ("train", "test"):
         start = time.perf_counter()
         ds = frame_dataset(name, split, n_frames, data_dir, limit=limit)
         splits[split] = {"samples": len(ds), "frame_cache": str(ds.cache_dir), "seconds": round(time.perf_counter() - start, 2)}

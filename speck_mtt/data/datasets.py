@@ -22,6 +22,7 @@ import torch
 from ..errors import DataError, DataMissing
 from .functional.events import check_events
 from .functional.nmnist_bin import check_nmnist_file
+from .bundled import unpack
 from .registry import DATASETS, default_data_dir, get_info
 from .sim import GENERATORS, Item, ensure_generated, params_key
 from .tonic_sets import CIFAR10DVSFiles, DVSGestureFiles, NMNISTFiles
@@ -101,7 +102,15 @@ def _cifar_split(targets: list[int], train: bool) -> list[int]:
 
 def _real_source(name: str, split: str, data_dir: Path, limit: int | None) -> Source:
     train = _check_split(split)
-    if name == "nmnist":
+    info = get_info(name)
+    if info.eval_only and train:
+        raise DataError(f"{name} is an evaluation set ({info.description}); it has no training split: "
+                        "train on nmnist-sim or nmnist and evaluate with `speck-mtt measure DEPLOY --dataset "
+                        f"{name}`")
+    if info.bundled:
+        ds = NMNISTFiles(str(unpack(name, data_dir)), train=True)  # its recordings are N-MNIST Train files
+        pool = list(range(len(ds.data)))
+    elif name == "nmnist":
         ds = NMNISTFiles(str(data_dir), train=train)
         pool = list(range(len(ds.data)))
     elif name == "gesture":
@@ -217,7 +226,7 @@ def resolve_dataset(name: str, data_dir: Path | str | None = None, fallback: boo
     in a wrong layout, always raises.
     """
     info = get_info(name)
-    missing = missing_splits(name, data_dir) if info.real else {}
+    missing = missing_splits(name, data_dir) if info.real and not info.bundled else {}
     if not missing:
         return name
     where = Path(data_dir) if data_dir is not None else default_data_dir()

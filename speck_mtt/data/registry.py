@@ -28,9 +28,13 @@ class DatasetInfo:
     stand_in: str | None  # built-in offline replacement of a real dataset
     layout: str  # folder layout under --data-dir
     description: str
+    bundled: bool = False  # shipped in the package (data.bundled), unpacked into --data-dir on first use
+    eval_only: bool = False  # an evaluation set: its recordings form the "test" split, training is refused
 
 
 _IDENTITY10 = tuple(range(10))
+REAL800 = "nmnist-real800"  # the real recordings every N-MNIST stand-in result is also measured on
+REAL800_LABEL = "real N-MNIST (800, train split ids 1-800)"
 
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
@@ -41,6 +45,9 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("nmnist-sim", (34, 34, 2), 10, False, tuple(tonic.datasets.NMNIST.classes), 10, None, 0,
                     None, "<data-dir>/nmnist-sim/NMNIST/{Train,Test}/<digit 0-9>/<id>.bin (generated)",
                     "simulated N-MNIST: three saccades over the real MNIST t10k digits"),
+        DatasetInfo(REAL800, (34, 34, 2), 10, True, tuple(tonic.datasets.NMNIST.classes), 10, None, 0,
+                    None, "<data-dir>/nmnist-real800/NMNIST/Train/<digit 0-9>/<id>.bin (unpacked from the package)",
+                    f"{REAL800_LABEL}, shipped with speck-mtt; evaluation only", bundled=True, eval_only=True),
         DatasetInfo("gesture", (128, 128, 2), 11, True, GESTURE_CLASSES, 40, GESTURE_FLIP_LABEL, 10,
                     "gesture-sim",
                     "<data-dir>/DVSGesture/{ibmGestureTrain,ibmGestureTest}/userNN_<lighting>/<label>.npy",

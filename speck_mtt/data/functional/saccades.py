@@ -1,17 +1,22 @@
 """Simulated N-MNIST: an event camera making three saccades over an MNIST digit (Orchard et al. 2015).
 
-Model (our choices, tuned so the statistics match the real sample in assets/):
+Model (our choices; version 3 is tuned so the distributions of events per recording and per
+saccade, ON fraction, saccade timing, position and spread, per-pixel intervals, ON/OFF overlap
+and isolated noise events match the 800 real recordings of nmnist-real800, see
+`speck-mtt data info nmnist-sim`; SaccadeParams.of_version(1 | 2) reproduces the older ones):
 - the 28x28 digit is shown dark on a bright monitor (p=1 where the ink leaves, as in the real
   sample) inside a 34x34 window, seen through a Gaussian optical blur; intensity
   I = 1 - contrast * ink, bilinear over sub-pixel shifts. The blur matters for event-driven
   use: without it a thin stroke makes a pixel fire OFF then ON within a few ms, twice as often
   as in the real sample (frames sum such pairs away, an event-driven chip does not);
 - the view moves along the triangle (0,0) -> (3.5,7) -> (7,0) -> (0,0) pixels that tonic's
-  NMNIST.stabilize undoes, three ~104 ms saccades with a raised-cosine velocity profile;
+  NMNIST.stabilize undoes, three ~103 ms saccades; the velocity 1 - ease * cos(2 pi tau) never
+  quite stops between them (the real recordings start moving within ~15 ms and their gaps are
+  not silent);
 - each pixel is a log-intensity change detector: it fires ON (OFF) when log I rose (fell) by its
   own threshold since its last event (per-pixel Gaussian threshold spread), with a refractory
   period, crossing times interpolated inside each simulation step;
-- uniform background noise events (Poisson, per pixel rate).
+- uniform background noise events (Poisson, per pixel rate; in the real recordings nearly all ON).
 Deterministic: every random draw comes from numpy Generators seeded by (seed, digit index).
 """
 
@@ -31,23 +36,42 @@ TRIANGLE = ((0.0, 0.0), (3.5, 7.0), (7.0, 0.0), (0.0, 0.0))
 
 @dataclass(frozen=True)
 class SaccadeParams:
-    """Generator parameters; all of them (and `version`) key the on-disk cache."""
+    """Generator parameters (the defaults are version 3); all of them key the on-disk cache."""
 
     seed: int = 0
-    threshold: float = 0.25  # log-intensity contrast threshold C
-    threshold_spread: float = 0.15  # per-pixel sigma, relative to C
-    contrast: float = 0.97  # ink darkness on the monitor
-    refractory_us: float = 1000.0
-    blur_px: float = 1.1  # sigma of the optics' Gaussian blur, in sensor pixels (0: none)
-    noise_hz: float = 0.1  # background events per pixel per second
-    saccade_us: float = 104_000.0
+    threshold: float = 0.19  # log-intensity contrast threshold C
+    threshold_spread: float = 0.32  # per-pixel sigma, relative to C
+    contrast: float = 0.69  # ink darkness on the monitor
+    refractory_us: float = 370.0
+    blur_px: float = 0.63  # sigma of the optics' Gaussian blur, in sensor pixels (0: none)
+    noise_hz: float = 0.4  # background events per pixel per second
+    saccade_us: float = 102_800.0
     timing_jitter_us: float = 4_000.0
-    position_jitter_px: float = 1.0
+    position_jitter_px: float = 0.5
     dt_us: float = 1000.0
-    version: int = 2  # bump whenever the generator's code changes its output
+    ease: float = 0.72  # 1: velocity zero at each saccade's ends (raised cosine); 0: constant velocity
+    offset_x_px: float = -0.25  # the digit's mean offset on the sensor (+: right, down)
+    offset_y_px: float = 1.5
+    noise_on_fraction: float = 1.0  # fraction of background noise events that are ON
+    version: int = 3  # bump whenever the generator's code or defaults change its output
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def of_version(cls, version: int, **changes: float) -> "SaccadeParams":
+        """The parameters of generator version 1, 2 or 3, with `changes` on top."""
+        if version not in (1, 2, 3):
+            raise ValueError(f"nmnist-sim generator versions are 1, 2 and 3, got {version}")
+        return cls(**{**(OLD_VERSIONS.get(version) or {}), **changes})
+
+
+# Version 2 (one real recording as reference) and version 1 (no blur): same code, other numbers;
+# their noise polarity was drawn 50/50 with rng.integers (kept so they reproduce exactly).
+_V2 = dict(threshold=0.25, threshold_spread=0.15, contrast=0.97, refractory_us=1000.0, blur_px=1.1, noise_hz=0.1,
+           saccade_us=104_000.0, timing_jitter_us=4_000.0, position_jitter_px=1.0, ease=1.0, offset_x_px=0.0,
+           offset_y_px=0.0, noise_on_fraction=0.5, version=2)
+OLD_VERSIONS = {2: _V2, 1: {**_V2, "threshold": 0.37, "contrast": 0.85, "blur_px": 0.0, "version": 1}}
 
 
 def blurred_ink(image: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
@@ -66,14 +90,14 @@ def blurred_ink(image: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
 
 def saccade_path(params: SaccadeParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(t_us, dx, dy) of the digit's shift, sampled every dt_us over the three saccades."""
-    bounds = np.arange(4) * params.saccade_us
+    bounds = np.arange(4) * float(params.saccade_us)
     bounds[1:3] += rng.uniform(-params.timing_jitter_us, params.timing_jitter_us, size=2)
     t = np.arange(0.0, bounds[-1] + params.dt_us / 2, params.dt_us)
     dx, dy = np.zeros_like(t), np.zeros_like(t)
     for k in range(3):
         inside = (t >= bounds[k]) & (t <= bounds[k + 1])
         tau = (t[inside] - bounds[k]) / (bounds[k + 1] - bounds[k])
-        s = tau - np.sin(2 * np.pi * tau) / (2 * np.pi)  # raised-cosine velocity, zero at both ends
+        s = tau - params.ease * np.sin(2 * np.pi * tau) / (2 * np.pi)  # velocity 1 - ease * cos(2 pi tau)
         (x0, y0), (x1, y1) = TRIANGLE[k], TRIANGLE[k + 1]
         dx[inside] = x0 + s * (x1 - x0)
         dy[inside] = y0 + s * (y1 - y0)
@@ -175,6 +199,7 @@ def simulate_saccades(image: np.ndarray, params: SaccadeParams, index: int) -> n
     ts, dx, dy = saccade_path(params, rng)
     # centre the path's 7x7 box: image centre 13.5 + 3.5 lands on sensor centre 16.5
     x0, y0 = -0.5 + rng.uniform(-1, 1, size=2) * params.position_jitter_px
+    x0, y0 = x0 + params.offset_x_px, y0 + params.offset_y_px
     spread = params.threshold_spread
     thr_on = params.threshold * np.clip(1 + spread * rng.standard_normal((h, w)), 0.25, None)
     thr_off = params.threshold * np.clip(1 + spread * rng.standard_normal((h, w)), 0.25, None)
@@ -184,7 +209,11 @@ def simulate_saccades(image: np.ndarray, params: SaccadeParams, index: int) -> n
     n_noise = rng.poisson(params.noise_hz * w * h * ts[-1] * 1e-6)
     x = np.concatenate([x, rng.integers(0, w, n_noise)])
     y = np.concatenate([y, rng.integers(0, h, n_noise)])
-    p = np.concatenate([p, rng.integers(0, 2, n_noise)])
+    if params.version < 3:
+        noise_p = rng.integers(0, 2, n_noise)
+    else:
+        noise_p = (rng.random(n_noise) < params.noise_on_fraction).astype(np.int8)
+    p = np.concatenate([p, noise_p])
     t = np.concatenate([t, rng.integers(0, int(ts[-1]), n_noise)])
     order = np.argsort(t, kind="stable")
     return make_events(x[order], y[order], p[order], t[order])
