@@ -37,7 +37,7 @@ def test_nmnist_sim_statistics_resemble_real_recordings(tmp_path, real800_dir):
     for key, rel in (("events", 0.3), ("on_fraction", 0.05), ("duration_ms", 0.05), ("first_event_ms", 0.3),
                      ("y_mean", 0.05), ("active_pixels", 0.2), ("polarity_overlap", 0.3), ("fast_reversals", 0.3)):
         assert abs(mean(stats, key) / mean(real, key) - 1) <= rel, key
-    assert all(2 <= s["bursts"] <= 3 for s in stats)
+    assert abs(mean(stats, "bursts") - mean(real, "bursts")) <= 0.75  # real: 2.7 (the gaps are not silent)
 
 
 def test_older_generator_versions_reproduce():
