@@ -23,7 +23,7 @@ def deployed(tmp_path_factory):
     with torch.no_grad():  # positive weights: every layer fires, so SD against torch is defined
         for p in model.parameters():
             p.abs_()
-    save_checkpoint(make_checkpoint(model, {}), tmp / "ckpt.pt")
+    save_checkpoint(make_checkpoint(model, {"floor": -8.0}), tmp / "ckpt.pt")
     deploy(tmp / "ckpt.pt", "sim", tmp / "dep", samples=0)
     return tmp
 
