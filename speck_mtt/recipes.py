@@ -20,6 +20,7 @@ from .errors import SpeckMttError
 from .models.neurons import DEFAULT_FLOOR, check_floor
 from .mtt.config import INPUT_STAGE_RULES, METHODS
 from .mtt.losses import LOSSES
+from .speck.bias_removal import RESCALE_MODES
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "none")
@@ -66,6 +67,10 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "epochs": 20,
         "lr": 1e-4,
         "weight_decay": 0.0,
+        "shrink_epochs": 0,        # K > 0: the dropped bias shrinks linearly to exactly 0 over K epochs
+        "rescale": "none",         # none | rate | percentile: per-layer weight scale matching the BN model
+        "distill": 0.0,            # weight of KL(BN base model || network) on time-mean outputs (0 = off)
+        "probe_batches": 4,        # training batches for the per-layer rates and the rescaling
     },
     "eval": {
         "ts": [],                  # T to evaluate at the end; [] = 1..t_max
@@ -187,9 +192,15 @@ def validate(recipe: dict[str, Any]) -> None:
         bad = [t for t in ev[key] if not 1 <= t <= tr["t_max"]]
         if bad:
             raise _fail(f"eval.{key} {bad} outside [1, t_max={tr['t_max']}]")
+    br = recipe["bias_removal"]
+    if br["rescale"] not in RESCALE_MODES:
+        raise _fail(f"bias_removal.rescale {br['rescale']!r}: choose one of {', '.join(RESCALE_MODES)}")
+    if not 0 <= br["shrink_epochs"] <= br["epochs"]:
+        raise _fail(f"bias_removal.shrink_epochs must lie in [0, bias_removal.epochs={br['epochs']}] "
+                    f"(the bias must reach 0 before the end), got {br['shrink_epochs']}")
     positive = {"data.batch_size": data["batch_size"], "eval.batch_size": ev["batch_size"], "train.draws": tr["draws"],
                 "model.granularity": recipe["model"]["granularity"], "train.epochs": tr["epochs"],
-                "bias_removal.epochs": recipe["bias_removal"]["epochs"]}
+                "bias_removal.epochs": br["epochs"], "bias_removal.probe_batches": br["probe_batches"]}
     for key, value in positive.items():
         if value < 1:
             raise _fail(f"{key} must be >= 1, got {value}")
@@ -197,7 +208,7 @@ def validate(recipe: dict[str, Any]) -> None:
         raise _fail(f"learning rates must be > 0, got train.lr={tr['lr']:g}, "
                     f"bias_removal.lr={recipe['bias_removal']['lr']:g}")
     non_negative = {"train.weight_decay": tr["weight_decay"],
-                    "bias_removal.weight_decay": recipe["bias_removal"]["weight_decay"],
+                    "bias_removal.weight_decay": br["weight_decay"], "bias_removal.distill": br["distill"],
                     "train.tet_lambda": tr["tet_lambda"], "train.calib_batches": tr["calib_batches"],
                     "train.tit_epochs": tr["tit_epochs"], "train.seed": tr["seed"],
                     "data.limit_train": data["limit_train"], "data.limit_test": data["limit_test"]}

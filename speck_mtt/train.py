@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import itertools
 import random
 import sys
 import time
@@ -40,6 +41,7 @@ from .models.neurons import set_floor
 from .mtt.config import ConfigSampler
 from .mtt.losses import make_loss
 from .recipes import load_recipe, parse_set
+from .speck.bias_removal import BiasSchedule, Distiller, layer_rates, rescale_weights
 from .speck.bn import absorb_bn, bias_parameters, calibrate_bn, has_bn, lock_bn, to_bias_free
 
 PHASES = ("base", "bias-removal")
@@ -85,9 +87,10 @@ def non_finite_parameters(model: torch.nn.Module) -> list[str]:
 
 def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, optimizer: torch.optim.Optimizer,
                 device: torch.device, bn_locked: bool = False, info: D.DistInfo = D.DistInfo(),
-                progress=None, epoch: int = 0) -> dict[str, float]:
+                progress=None, epoch: int = 0, distill: Distiller | None = None) -> dict[str, float]:
     """Per batch: for each of the iteration's configurations forward, loss, backward at once
-    (so memory holds one forward), gradients summed; then one optimizer step."""
+    (so memory holds one forward), gradients summed; then one optimizer step. With `distill`,
+    the teacher's output (once per batch) adds its KL term to every configuration's loss."""
     model.train()
     if bn_locked:
         lock_bn(model)
@@ -95,9 +98,12 @@ def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, opti
     for step, (x, y) in enumerate(loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
+        target = distill.targets(x) if distill is not None else None
         for config in sampler.iteration():
             out = model(x, config)
             loss = loss_fn(out, y)
+            if distill is not None:
+                loss = loss + distill.loss(out, target)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite loss ({loss.item()}) in epoch {epoch + 1}, batch {step + 1}, "
                                     f"configuration {config}")
@@ -212,6 +218,15 @@ def calibration_batches(ds: Dataset, recipe: dict[str, Any], epoch: int, info: D
     return (x for x, _ in train_loader(ds, recipe, epoch, info))
 
 
+def probe_batches(ds: Dataset, recipe: dict[str, Any], info: D.DistInfo, device: torch.device) -> list[torch.Tensor]:
+    """A few training inputs in a fixed order for per-layer statistics (global RNG untouched)."""
+    state = torch.get_rng_state()
+    n = recipe["bias_removal"]["probe_batches"]
+    batches = [x.to(device) for x in itertools.islice(calibration_batches(ds, recipe, 20_000, info), n)]
+    torch.set_rng_state(state)
+    return batches
+
+
 def epoch_eval_model(model: SpikingNet, recipe: dict[str, Any], ph: PhaseSettings, ds: Dataset, epoch: int,
                      info: D.DistInfo, device: torch.device) -> SpikingNet:
     """The model as it would be if training stopped now: a BN-calibrated copy where needed, so the
@@ -306,6 +321,7 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
 
     # --- model ---
     before: dict[str, Any] | None = None
+    base: SpikingNet | None = None  # the BN model a bias-removal run starts from
     if phase == "base":
         arch_kwargs: dict[str, Any] = {"bn": recipe["model"]["bn"], "floor": recipe["model"]["floor"]}
         model = build_model(recipe["model"]["arch"], **arch_kwargs)
@@ -315,9 +331,10 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
             raise SpeckMttError(f"{from_ckpt}: a {src['arch']} checkpoint, but recipe {recipe['name']} trains "
                                 f"{recipe['model']['arch']}; pass the matching recipe or checkpoint")
         model = model_from_checkpoint(src, from_ckpt)
+        base = copy.deepcopy(model).to(dev).eval()
         arch_kwargs = {**arch_kwargs_of(src), "floor": recipe["model"]["floor"]}
         set_floor(model, recipe["model"]["floor"])  # fine-tune at the floor it will be deployed with
-        absorb_bn(model)  # drops the bias; BN stays as a locked identity
+        dropped = absorb_bn(model)  # drops the bias; BN stays as a locked identity
     model.granularity = recipe["model"]["granularity"]
     check_input_shape(model, recipe["data"]["frame_shape"])
     model.to(dev)
@@ -334,9 +351,11 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
     metrics: list[dict[str, Any]] = []
     start = 0
 
+    br = recipe["bias_removal"]
+    schedule = BiasSchedule(model, dropped, br["shrink_epochs"]) if base is not None and br["shrink_epochs"] else None
+    distill = Distiller(base, tr["t_max"], br["distill"]) if base is not None and br["distill"] > 0 else None
     if phase == "bias-removal" and not resume:
-        before = evaluate(model, test_loader, epoch_ts, dev, reduce=lambda t: D.allreduce_sum(t, info))
-        say(f"absorbed BN, bias dropped: accuracy {_fmt(before)} (before the bias-free fine-tune)")
+        before = start_bias_free(model, base, recipe, train_ds, test_loader, epoch_ts, info, dev, say)
 
     # --- resume ---
     if resume:
@@ -367,6 +386,7 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
         bar.start()
     for epoch in range(start, ph.epochs):
         sampler.t_fixed = fixed_t(recipe, epoch, ph.epochs)
+        bias_scale = schedule.set_epoch(epoch) if schedule is not None else None
         loader = train_loader(train_ds, recipe, epoch, info)
         t0 = time.perf_counter()
         tick = None
@@ -374,7 +394,8 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
             task = bar.add_task(f"epoch {epoch + 1}/{ph.epochs} {ph.method}", total=len(loader), stats="")
             tick = lambda i, l, a: bar.update(task, completed=i + 1, stats=f"loss {l:.4f} acc {100 * a:.1f}%")  # noqa: E731
         try:
-            stats = train_epoch(model, loader, sampler, loss_fn, optimizer, dev, ph.lock_bn, info, tick, epoch)
+            stats = train_epoch(model, loader, sampler, loss_fn, optimizer, dev, ph.lock_bn, info, tick, epoch,
+                                distill)
         except NonFiniteLoss as exc:
             if bar is not None:
                 bar.stop()
@@ -387,7 +408,8 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
         quick = evaluate(epoch_eval_model(model, recipe, ph, train_ds, epoch, info, dev), test_loader, epoch_ts,
                          dev, reduce=lambda t: D.allreduce_sum(t, info))
         row = {"epoch": epoch + 1, **stats, "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": epoch_time,
-               **{f"test_acc_t{t}": a for t, a in zip(quick["t"], quick["accuracy"])}}
+               **{f"test_acc_t{t}": a for t, a in zip(quick["t"], quick["accuracy"])},
+               **({"bias_scale": bias_scale} if bias_scale is not None else {})}
         metrics.append(row)
         say(f"epoch {epoch + 1}/{ph.epochs}: loss {stats['train_loss']:.4f} train acc {100 * stats['train_acc']:.2f}% "
             f"test {_fmt(quick)} ({epoch_time:.1f} s)")
@@ -412,6 +434,10 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
         model, arch_kwargs = to_bias_free(model.cpu(), arch_kwargs)
         model.granularity = recipe["model"]["granularity"]
         model.to(dev)
+        if before is not None and "layer_rates" in before:
+            before["layer_rates"]["fine_tuned"] = layer_rates(model, probe_batches(train_ds, recipe, info, dev),
+                                                              tr["t_max"])
+            say(f"firing rates per layer after the fine-tune: {_rates(before['layer_rates']['fine_tuned'])}")
 
     # --- accuracy at every T ---
     ts = recipe["eval"]["ts"] or list(range(1, tr["t_max"] + 1))
@@ -433,6 +459,32 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
     D.barrier(info)
     D.shutdown(info)
     return summary
+
+
+def start_bias_free(model: SpikingNet, base: SpikingNet, recipe: dict[str, Any], train_ds: Dataset,
+                    test_loader, epoch_ts: list[int], info: D.DistInfo, dev: torch.device, say) -> dict[str, Any]:
+    """After absorption: per-layer firing rates of the BN model and of the bias-dropped one, the
+    optional rescaling, and the accuracy before fine-tuning (kept in the checkpoints as eval_absorbed)."""
+    t_max, mode = recipe["train"]["t_max"], recipe["bias_removal"]["rescale"]
+    probe = probe_batches(train_ds, recipe, info, dev)
+    rates = {"bn": layer_rates(base, probe, t_max), "dropped": layer_rates(model, probe, t_max)}
+    reduce = lambda t: D.allreduce_sum(t, info)  # noqa: E731
+    before = evaluate(model, test_loader, epoch_ts, dev, reduce=reduce)
+    say(f"absorbed BN, bias dropped: accuracy {_fmt(before)}")
+    say(f"firing rates per layer at T={t_max}: BN model {_rates(rates['bn'])}; bias dropped {_rates(rates['dropped'])}")
+    if mode != "none":
+        before["rescale_scales"] = rescale_weights(model, base, probe, t_max, mode)
+        D.broadcast_model(model, info)
+        rates["rescaled"] = layer_rates(model, probe, t_max)
+        before["rescaled"] = evaluate(model, test_loader, epoch_ts, dev, reduce=reduce)
+        say(f"weights rescaled ({mode}) by {', '.join(f'{s:.3f}' for s in before['rescale_scales'])}: "
+            f"accuracy {_fmt(before['rescaled'])}; rates {_rates(rates['rescaled'])}")
+    before["layer_rates"] = rates
+    return before
+
+
+def _rates(rates: list[float]) -> str:
+    return " ".join(f"{r:.4f}" for r in rates)
 
 
 def _fmt(res: dict[str, Any]) -> str:
