@@ -186,7 +186,7 @@ def convert(snn: nn.Module, input_shape: Sequence[int], *, target: Target = "spe
             high = float(d_layer.spk_layer.spike_threshold)
             _set_thresholds(d_layer.spk_layer, high, chip_floor(floor, high))
             high = float(f_layer.spk_layer.spike_threshold)
-            _set_thresholds(f_layer.spk_layer, high, max(floor * high, STATE_MIN / scale))
+            _set_thresholds(f_layer.spk_layer, high, float_floor(floor, high, scale))
         common = {
             "stride": [int(s) for s in d_layer.conv_layer.stride],
             "padding": [int(p) for p in d_layer.conv_layer.padding],
@@ -222,6 +222,11 @@ def chip_floor(floor: float, threshold_high: float) -> float:
     return float(max(STATE_MIN, round(floor * threshold_high)))
 
 
+def float_floor(floor: float, threshold_high: float, scale: float) -> float:
+    """threshold_low of a float layer: the same floor, within the 16-bit state divided by the scale."""
+    return max(floor * threshold_high, STATE_MIN / scale)
+
+
 def with_floor(artifact: dict[str, Any], floor: float) -> dict[str, Any]:
     """A copy of a deploy artifact whose spiking layers clamp at another floor (chip and float
     units alike), for sweeping the lower threshold without re-deploying."""
@@ -233,7 +238,7 @@ def with_floor(artifact: dict[str, Any], floor: float) -> dict[str, Any]:
             layer["threshold_low"] = chip_floor(floor, float(layer["threshold_high"]))
     for layer in out["float_layers"]:
         if layer["readout"] == "spikes":
-            layer["threshold_low"] = max(floor * float(layer["threshold_high"]), STATE_MIN / float(layer["scale"]))
+            layer["threshold_low"] = float_floor(floor, float(layer["threshold_high"]), float(layer["scale"]))
     return out
 
 
