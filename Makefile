@@ -36,7 +36,7 @@ nmnist-sim-t30:
 	$(PAPER) nmnist nmnist-sim $(RESULTS)/nmnist-sim-t30 --set train.t_max=30
 
 gesture-sim:
-	$(PAPER) gesture gesture-sim $(RESULTS)/gesture-sim --set train.epochs=30 --set bias_removal.epochs=5
+	$(PAPER) gesture gesture-sim $(RESULTS)/gesture-sim --set train.epochs=30 --set bias_removal.epochs=10
 
 # Real datasets under $(SPECK_MTT_DATA) or ./data (the layout is in README.md); without their
 # files nmnist and gesture fall back to their offline stand-in and say so.
