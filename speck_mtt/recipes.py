@@ -33,7 +33,9 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "batch_size": 64,
         "limit_train": 0,          # 0 = every training sample; else a fixed-seed subset
         "limit_test": 0,
-        "augment": False,
+        "augment": False,          # the training split only: the dataset's flip and roll, plus the two below
+        "roll_px": -1,             # roll by up to +-roll_px in x and y; -1: the dataset's own (registry)
+        "keep_min": 1.0,           # keep a fraction U(keep_min, 1) of each recording's events (1: no thinning)
         "allow_empty_classes": False,  # train even when a class folder holds no recording
     },
     "model": {
@@ -192,6 +194,9 @@ def validate(recipe: dict[str, Any]) -> None:
         bad = [t for t in ev[key] if not 1 <= t <= tr["t_max"]]
         if bad:
             raise _fail(f"eval.{key} {bad} outside [1, t_max={tr['t_max']}]")
+    if data["roll_px"] < -1 or not 0 < data["keep_min"] <= 1:
+        raise _fail(f"data.roll_px must be >= -1 (-1: the dataset's) and data.keep_min in (0, 1], got "
+                    f"{data['roll_px']} and {data['keep_min']:g}")
     br = recipe["bias_removal"]
     if br["rescale"] not in RESCALE_MODES:
         raise _fail(f"bias_removal.rescale {br['rescale']!r}: choose one of {', '.join(RESCALE_MODES)}")

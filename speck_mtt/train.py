@@ -145,7 +145,8 @@ def load_frames(recipe: dict[str, Any], data_dir: str | None) -> tuple[str, Data
                             "--set data.allow_empty_classes=true")
     recipe["data"]["fingerprint"] = fingerprint_of(sources)
     train = frame_dataset(name, "train", t_max, data_dir=data_dir, limit=d["limit_train"] or None,
-                          augment=d["augment"])
+                          augment=d["augment"], roll_px=None if d["roll_px"] < 0 else d["roll_px"],
+                          keep_min=d["keep_min"])
     test = frame_dataset(name, "test", t_max, data_dir=data_dir, limit=d["limit_test"] or None)
     w, h, c = DATASETS[name].sensor_size
     recipe["data"]["resolved"] = name

@@ -17,7 +17,7 @@ from speck_mtt.data.cli import app
 from speck_mtt.data.datasets import open_source
 from speck_mtt.data.frames import cache_dir_for, cache_spec
 from speck_mtt.data.functional.events import make_events
-from speck_mtt.data.functional.frames import augment_frames, flip_lr, to_frames
+from speck_mtt.data.functional.frames import augment_frames, flip_lr, thin, to_frames
 from speck_mtt.data.functional.gestures import FLIP_LABEL
 from speck_mtt.errors import DataError
 from speck_mtt.mtt.ttm import resample_time
@@ -108,6 +108,25 @@ def test_augment_is_seedable_and_only_where_configured(tmp_path):
     gen = torch.Generator().manual_seed(0)
     labels = {augment_frames(torch.zeros(1, 2, 8, 8), 3, FLIP_LABEL, 2, gen)[1] for _ in range(40)}
     assert labels == {3, 6}
+
+
+def test_thin_keeps_a_binomial_share_of_each_count():
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.full((2, 2, 50, 50), 4.0)
+    kept = thin(counts, 0.25, gen)
+    assert torch.all((kept >= 0) & (kept <= counts)) and torch.equal(kept, kept.round())
+    assert abs(kept.mean().item() - 1.0) < 0.05  # 20,000 draws of Binomial(4, 0.25)
+    assert torch.equal(thin(counts, 1.0, gen), counts) and thin(counts, 0.0, gen).sum() == 0
+
+
+def test_recipe_roll_and_thinning_reach_the_training_frames(tmp_path):
+    plain = frame_dataset("nmnist-sim", "train", 4, tmp_path, limit=4)
+    aug = frame_dataset("nmnist-sim", "train", 4, tmp_path, limit=4, augment=True, roll_px=2, keep_min=0.5)
+    assert aug.roll_px == 2 and aug.keep_min == 0.5
+    torch.manual_seed(0)
+    total = sum(aug[i][0].sum().item() for i in range(len(aug)))
+    full = sum(plain[i][0].sum().item() for i in range(len(plain)))
+    assert 0.5 * full < total < 0.95 * full  # thinned to a fraction drawn from [0.5, 1]
 
 
 def test_cli_info_and_prepare(tmp_path):

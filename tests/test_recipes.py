@@ -39,6 +39,8 @@ def test_parse_set_values():
     ({"eval": {"ts": [1, 11]}}, "outside [1, t_max=10]"),
     ({"train": {"method": "sdt", "tit_t": 2, "tit_epochs": 0}}, "TIT needs"),
     ({"train": {"tit_t": 2, "tit_epochs": 1}}, "use it with train.method"),
+    ({"data": {"keep_min": 0.0}}, "data.keep_min in (0, 1]"),
+    ({"data": {"roll_px": -2}}, "data.roll_px must be >= -1"),
 ])
 def test_invalid_recipes_are_one_line_errors(over, needle):
     with pytest.raises(SpeckMttError) as e:

@@ -97,7 +97,8 @@ def build_frame_cache(events: EventDataset, spec: dict, out: Path) -> None:
 class FrameDataset(torch.utils.data.Dataset):
     """(float32 (T, 2, H, W) event counts, label) read from a frame cache, T derived by resample_time."""
 
-    def __init__(self, cache_dir: Path, n_frames: int, augment: bool = False) -> None:
+    def __init__(self, cache_dir: Path, n_frames: int, augment: bool = False, roll_px: int | None = None,
+                 keep_min: float = 1.0) -> None:
         self.cache_dir = Path(cache_dir)
         self.meta = json.loads((self.cache_dir / "meta.json").read_text())
         self.frames = np.load(self.cache_dir / "frames.npy", mmap_mode="r")
@@ -105,7 +106,9 @@ class FrameDataset(torch.utils.data.Dataset):
         self.n_frames = n_frames
         info = DATASETS[self.meta["dataset"]]
         self.augment = augment
-        self.flip_label, self.roll_px = info.flip_label, info.roll_px
+        self.flip_label = info.flip_label
+        self.roll_px = info.roll_px if roll_px is None else roll_px
+        self.keep_min = keep_min
 
     def __getstate__(self) -> dict:
         # DataLoader workers started with spawn pickle the dataset: reopen the map, never copy it
@@ -122,13 +125,15 @@ class FrameDataset(torch.utils.data.Dataset):
         x = resample_time(torch.from_numpy(self.frames[i].astype(np.float32)), self.n_frames, dim=0)
         label = int(self.labels[i])
         if self.augment:
-            x, label = augment_frames(x, label, self.flip_label, self.roll_px)
+            x, label = augment_frames(x, label, self.flip_label, self.roll_px, keep_min=self.keep_min)
         return x, label
 
 
 def frame_dataset(name: str, split: str, n_frames: int, data_dir: Path | str | None = None,
-                  limit: int | None = None, augment: bool = False, cache_frames: int | None = None) -> FrameDataset:
-    """Frames at n_frames, from a cache built once at cache_frames (>= n_frames, default n_frames)."""
+                  limit: int | None = None, augment: bool = False, cache_frames: int | None = None,
+                  roll_px: int | None = None, keep_min: float = 1.0) -> FrameDataset:
+    """Frames at n_frames, from a cache built once at cache_frames (>= n_frames, default n_frames);
+    with augment, roll_px (None: the dataset's) and keep_min apply (augment_frames)."""
     cache_frames = cache_frames or n_frames
     if n_frames < 1 or cache_frames < n_frames:
         raise DataError(f"need 1 <= n_frames <= cache_frames, got n_frames={n_frames}, cache_frames={cache_frames}")
@@ -138,4 +143,4 @@ def frame_dataset(name: str, split: str, n_frames: int, data_dir: Path | str | N
     out = cache_dir_for(data_dir, spec)
     if not (out / "meta.json").is_file():
         build_frame_cache(EventDataset(source), spec, out)
-    return FrameDataset(out, n_frames, augment=augment)
+    return FrameDataset(out, n_frames, augment=augment, roll_px=roll_px, keep_min=keep_min)
