@@ -13,7 +13,7 @@ import torch
 
 from speck_mtt.data import default_data_dir, event_dataset, frame_dataset
 from speck_mtt.data.functional.frames import to_frame_transform
-from speck_mtt.mtt.ttm import resample_time
+from speck_mtt.timegroups import resample_time
 
 CASES = (  # dataset, recordings, T served, T cached
     ("nmnist-sim", 1000, 10, 10),

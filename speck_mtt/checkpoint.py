@@ -14,7 +14,7 @@ import torch
 
 from . import __version__
 from .errors import SpeckMttError
-from .io import load_torch, save_torch
+from .files import load_torch, save_torch
 from .models import SpikingNet, build_model
 
 FORMAT = "speck-mtt-checkpoint"
@@ -63,6 +63,45 @@ def arch_kwargs_of(ckpt: dict[str, Any]) -> dict[str, Any]:
     if ckpt.get("arch") in _FLOOR_ARCHS:
         kwargs.setdefault("floor", LEGACY_FLOOR)
     return kwargs
+
+
+# The dataset an architecture is measured on when neither the user nor the checkpoint names one.
+DEFAULT_DATASET = {"nmnist_3c1fc": "nmnist", "gesture_4c2fc": "gesture", "vggsnn": "cifar10dvs"}
+# Spellings of the frame count (T_max) in checkpoints: ours write t_max; imported graphs (NIR) and
+# older writers used the others.
+FRAME_KEYS = ("t_max", "T_max", "T", "n_frames", "frames")
+
+
+def meta_value(ckpt: dict[str, Any], *keys: str) -> Any:
+    """A metadata value from the checkpoint's top level, else from its recipe dict (if it has one)."""
+    recipe = ckpt.get("recipe") if isinstance(ckpt.get("recipe"), dict) else {}
+    for source in (ckpt, recipe):
+        for key in keys:
+            if source.get(key) is not None and not isinstance(source[key], (dict, list)):
+                return source[key]
+    return None
+
+
+def _recipe_section(ckpt: dict[str, Any], section: str) -> dict[str, Any]:
+    recipe = ckpt.get("recipe") if isinstance(ckpt.get("recipe"), dict) else {}
+    return recipe.get(section) if isinstance(recipe.get(section), dict) else {}
+
+
+def dataset_of(ckpt: dict[str, Any]) -> str | None:
+    """The dataset the checkpoint was trained on (as the recipe named it), if it records one."""
+    return meta_value(ckpt, "dataset") or _recipe_section(ckpt, "data").get("dataset")
+
+
+def t_max_of(ckpt: dict[str, Any]) -> int | None:
+    """The frame count T_max the checkpoint was trained at, if it records one."""
+    t = meta_value(ckpt, *FRAME_KEYS) or _recipe_section(ckpt, "train").get("t_max")
+    return int(t) if t else None
+
+
+def recipe_name_of(ckpt: dict[str, Any]) -> str | None:
+    """The name of the recipe the checkpoint was trained with (a recipe dict's name, or a plain string)."""
+    recipe = meta_value(ckpt, "name") if isinstance(ckpt.get("recipe"), dict) else ckpt.get("recipe")
+    return recipe if isinstance(recipe, str) else None
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> SpikingNet:

@@ -38,7 +38,7 @@ from torch import nn
 
 from .errors import SpeckMttError
 from .models import SpikingNet
-from .mtt.ttm import resample_time
+from .timegroups import resample_time
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,16 +325,15 @@ def checkpoint_and_test_frames(checkpoint: Path, dataset: str | None = None, dat
                                ) -> tuple[SpikingNet, torch.utils.data.Dataset, int, str]:
     """The model of a `speck-mtt train` checkpoint and its test split as frames at T_max
     (dataset and T_max from the checkpoint's recipe unless given)."""
-    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .checkpoint import dataset_of, load_checkpoint, model_from_checkpoint, t_max_of
     from .data import frame_dataset, resolve_dataset
 
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint)
-    recipe = ckpt.get("recipe") if isinstance(ckpt.get("recipe"), dict) else {}
-    name = dataset or ckpt.get("dataset") or (recipe.get("data") or {}).get("dataset")
+    name = dataset or dataset_of(ckpt)
     if not name:
         raise SpeckMttError(f"{checkpoint}: no dataset recorded in the checkpoint; pass --dataset")
-    t = t_max or ckpt.get("t_max") or (recipe.get("train") or {}).get("t_max")
+    t = t_max or t_max_of(ckpt)
     if not t:
         raise SpeckMttError(f"{checkpoint}: no T_max recorded in the checkpoint; pass --t-max")
     name = resolve_dataset(name, data_dir)
@@ -360,7 +359,7 @@ def dynamic_cmd(
 ) -> None:
     """Early exit over time steps: accuracy vs mean T for a sweep of confidence thresholds, and
     spikes/SynOps per sample for each T."""
-    from .io import dumps_json, save_json, save_text
+    from .files import dumps_json, save_json, save_text
 
     ths = _parse_floats(thresholds)
     model, data, t, name = checkpoint_and_test_frames(checkpoint, dataset, data_dir, t_max, samples)

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from .io import save_json, save_text
+from .files import save_json, save_text
 from .models import SpikingNet
-from .mtt.ttm import resample_time
+from .timegroups import resample_time
 
 
 @torch.no_grad()

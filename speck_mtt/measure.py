@@ -3,7 +3,7 @@
 Backends: "sim" (the bundled event-driven simulator, speck_mtt.eventsim) or "speck2e" (a devkit
 through speck_mtt.speck.devkit.measure_on_devkit, imported only when asked for).
 
-Every spike difference is speck_mtt.eventsim.spike_difference, SD(this run, reference):
+Every spike difference is speck_mtt.contracts.sd.spike_difference, SD(this run, reference):
 - against the time-stepped torch model (DEPLOY_DIR/model.pt) at each --t: torch spikes of the
   last spiking layer summed over time. That is the output layer for IF voting; for membrane
   voting, whose readout never spikes, it is the layer feeding the readout (compared on both
@@ -27,12 +27,12 @@ import numpy as np
 import torch
 import typer
 
+from .checkpoint import DEFAULT_DATASET
 from .errors import DataError, SpeckMttError
-from .eventsim import BatchResult, SimNet, compile_artifact, load_artifact, simulate_sharded, spike_difference
-from .eventsim.recording import Recording, compare_recordings, load_recording, save_recording
-from .io import dumps_json, finite_json, output_lock, save_json
-
-DEFAULT_DATASET = {"nmnist_3c1fc": "nmnist", "gesture_4c2fc": "gesture", "vggsnn": "cifar10dvs"}
+from .contracts.sd import spike_difference
+from .eventsim import BatchResult, SimNet, compile_artifact, load_artifact, simulate_sharded
+from .contracts.recording import Recording, compare_recordings, load_recording, save_recording
+from .files import dumps_json, finite_json, output_lock, save_json
 
 
 class Backend(str, Enum):
@@ -110,12 +110,12 @@ def torch_counts(deploy_dir: Path, dataset: str, n_frames: int, data_dir: Path |
 
 def model_t_max(deploy_dir: Path) -> int:
     """T_max the deployed model was trained at (DEPLOY_DIR/model.pt)."""
-    from .checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint, t_max_of
 
-    t_max = load_checkpoint(deploy_dir / "model.pt").get("t_max")
+    t_max = t_max_of(load_checkpoint(deploy_dir / "model.pt"))
     if t_max is None:
         raise SpeckMttError(f"{deploy_dir / 'model.pt'} records no t_max; pass --t")
-    return int(t_max)
+    return t_max
 
 
 def _summary_numbers(result: BatchResult, net: SimNet | None) -> dict[str, Any]:

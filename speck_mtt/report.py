@@ -16,7 +16,7 @@ every file optional except that a method needs at least one of them):
                                   against torch at T, same samples), "record": its recording
           measure-speck2e*.json   one per chip run (`--backend speck2e --record measure-speck2e[-N].npz`),
                                   optional "compare": [{"reference_backend", "sd"}] from `--compare`
-          <stem>.npz              spike-count recordings (speck_mtt.eventsim.recording) beside their JSON,
+          <stem>.npz              spike-count recordings (speck_mtt.contracts.recording) beside their JSON,
                                   or named by the JSON's "record"; a chip run may be a recording alone
                                   (accuracy from its predictions)
 
@@ -42,9 +42,9 @@ import numpy as np
 import typer
 
 from .errors import SpeckMttError
-from .eventsim.recording import Recording, compare_recordings, load_recording
+from .contracts.recording import Recording, compare_recordings, load_recording
 from .data.registry import REAL800, REAL800_LABEL
-from .io import dumps_json, save_json, save_text
+from .files import dumps_json, save_json, save_text
 
 # Paper Table 5 (accuracy %, Torch / simulator / Speck; None = not measured) and weights (SPEC §4, §7).
 PAPER_TABLE5: dict[str, dict[str, Any]] = {

@@ -35,7 +35,7 @@ from . import distributed as D
 from .checkpoint import arch_kwargs_of, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from .errors import DataError, SpeckMttError
 from .evaluate import eval_table, evaluate, save_eval
-from .io import dumps_json, output_lock, save_json, save_text
+from .files import dumps_json, output_lock, save_json, save_text
 from .models import SpikingNet, build_model
 from .models.neurons import set_floor
 from .mtt.config import ConfigSampler

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from speck_mtt.models import build_model
-from speck_mtt.mtt.ttm import resample_time
+from speck_mtt.timegroups import resample_time
 from speck_mtt.speck.bn import (absorb_bn, bias_parameters, bn_modules, calibrate_bn, lock_bn,
                                 lock_identity_bn, to_bias_free)
 

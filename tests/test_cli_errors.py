@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from speck_mtt.cli import main
-from speck_mtt.io import output_lock
+from speck_mtt.files import output_lock
 
 CONSOLE = Path(sys.executable).with_name("speck-mtt")
 

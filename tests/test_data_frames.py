@@ -20,7 +20,7 @@ from speck_mtt.data.functional.events import make_events
 from speck_mtt.data.functional.frames import augment_frames, flip_lr, thin, to_frames
 from speck_mtt.data.functional.gestures import FLIP_LABEL
 from speck_mtt.errors import DataError
-from speck_mtt.mtt.ttm import resample_time
+from speck_mtt.timegroups import resample_time
 
 
 def events_spanning(duration_us: int, n: int = 3000, seed: int = 0) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 
 from speck_mtt.errors import DeviceError
 from speck_mtt.eventsim import simulate
-from speck_mtt.io import save_torch
+from speck_mtt.files import save_torch
 from speck_mtt.models import build_model
 from speck_mtt.speck import devkit
 from speck_mtt.speck.layout import layout_model

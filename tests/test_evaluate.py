@@ -8,7 +8,7 @@ import torch
 from speck_mtt.errors import SpeckMttError
 from speck_mtt.evaluate import evaluate, save_eval
 from speck_mtt.models import build_model
-from speck_mtt.mtt.ttm import resample_time
+from speck_mtt.timegroups import resample_time
 from speck_mtt.plots import load_eval, plot_accuracy_vs_t
 
 

@@ -14,7 +14,7 @@ import torch
 
 from speck_mtt.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from speck_mtt.errors import SpeckMttError
-from speck_mtt.io import LOCK_NAME, atomic_write, dumps_json, output_lock, save_json, save_text, temp_name
+from speck_mtt.files import LOCK_NAME, atomic_write, dumps_json, output_lock, save_json, save_text, temp_name
 from speck_mtt.models import build_model
 
 
@@ -53,7 +53,7 @@ def test_stale_lock_of_a_dead_process_is_reported_and_replaced(tmp_path, capsys)
 def test_lock_of_a_killed_run_is_stale(tmp_path):
     """kill -9 skips every cleanup: the next run must still get the folder."""
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom speck_mtt.io import output_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom speck_mtt.files import output_lock\n"
                                "with output_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n",
                                str(out)], stdout=subprocess.PIPE, text=True)
     try:

@@ -9,7 +9,7 @@ import torch
 
 from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
 from speck_mtt.errors import DataError, SpeckMttError
-from speck_mtt.eventsim.recording import Recording, load_recording, save_recording
+from speck_mtt.contracts.recording import Recording, load_recording, save_recording
 from speck_mtt.measure import measure
 from speck_mtt.models import build_model
 from speck_mtt.speck.deploy import deploy

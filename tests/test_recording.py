@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from speck_mtt.errors import SpeckMttError
-from speck_mtt.eventsim import spike_difference
-from speck_mtt.eventsim.recording import compare_recordings, load_recording
+from speck_mtt.contracts.sd import spike_difference
+from speck_mtt.contracts.recording import compare_recordings, load_recording
 from speck_mtt.speck.chip_events import OUTPUT_SPIKE
 from speck_mtt.speck.recording import ChipRecorder, file_hash, load_chip_recording
 

@@ -10,8 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from speck_mtt.errors import SpeckMttError
-from speck_mtt.eventsim.recording import Recording, save_recording
-from speck_mtt.eventsim.sd import spike_difference
+from speck_mtt.contracts.recording import Recording, save_recording
+from speck_mtt.contracts.sd import spike_difference
 from speck_mtt.report import build_report, render_report, report_cmd, write_report
 
 

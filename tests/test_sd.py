@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from speck_mtt.eventsim import spike_difference
+from speck_mtt.contracts.sd import spike_difference
 
 
 def test_identical_is_zero():

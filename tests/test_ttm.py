@@ -3,7 +3,8 @@ import random
 import pytest
 import torch
 
-from speck_mtt.mtt.ttm import TTM, group_bounds, resample_time
+from speck_mtt.mtt.ttm import TTM
+from speck_mtt.timegroups import group_bounds, resample_time
 
 
 def groups(t_in, t_out):

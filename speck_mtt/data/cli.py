@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..io import dumps_json
+from ..files import dumps_json
 from .datasets import SPLITS, event_dataset, missing_splits, open_source
 from .frames import frame_dataset
 from .functional.stats import distributions, ks_distance, summarize

@@ -7,7 +7,7 @@ where key hashes the dataset, split, T, sensor size, the ToFrame transform, the 
 parameters (sim) or the real files' names, sizes and bytes (a recording changed in place, even at
 the same size, gets a new cache), and the chosen samples (tonic's
 DiskCachedDataset keys by index only, which would silently mix these up). Coarser T are derived
-from the cached frames with speck_mtt.mtt.ttm.resample_time (the TTM's grouping), never re-framed.
+from the cached frames with speck_mtt.timegroups.resample_time (the TTM's grouping), never re-framed.
 Augmentation (flip with label remap, roll) is applied per access, after the cache.
 """
 
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..io import remove_stale_temps, temp_name
-from ..mtt.ttm import resample_time
+from ..files import remove_stale_temps, temp_name
+from ..timegroups import resample_time
 from .datasets import EventDataset, Source, open_source
 from .functional.frames import augment_frames, to_frame_transform
 from .registry import DATASETS, default_data_dir

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..io import atomic_write
+from ..files import atomic_write
 from .functional.gestures import LIGHTING, GestureParams, encode_gesture_npy, simulate_gesture
 from .functional.mnist_idx import load_t10k
 from .functional.nmnist_bin import write_nmnist_bin

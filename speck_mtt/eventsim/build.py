@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .network import FORMAT
+from ..contracts.artifact import FORMAT, VERSION
 
 
 def layer(weight: Any, input_shape: Sequence[int], threshold_high: float, threshold_low: float,
@@ -29,7 +29,7 @@ def artifact(layers: list[dict[str, Any]], input_shape: Sequence[int], input_poo
              float_layers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A whole artifact around `layers` (a chain unless the layers name other destinations)."""
     out_layer = layers[-1]
-    return {"format": FORMAT, "version": 1, "arch": arch, "head": head, "n_classes": out_layer["output_shape"][0],
+    return {"format": FORMAT, "version": VERSION, "arch": arch, "head": head, "n_classes": out_layer["output_shape"][0],
             "input_shape": list(input_shape), "input_pool": input_pool, "discretized": discretized,
             "layers": layers, "float_layers": float_layers if float_layers is not None else layers}
 

@@ -24,11 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..contracts.artifact import FORMAT
 from ..errors import SpeckMttError
-from ..io import load_torch
+from ..files import load_torch
 from . import kernels as K
-
-FORMAT = "speck-mtt-layout"
 
 
 @dataclass(frozen=True)

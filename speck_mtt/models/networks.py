@@ -18,7 +18,7 @@ from sinabs.activation import SingleSpike
 from torch import nn
 
 from ..errors import SpeckMttError
-from ..mtt.ttm import resample_time
+from ..timegroups import resample_time
 from .neurons import DEFAULT_FLOOR, multistep_if, set_floor, with_sinabs_neurons
 
 Head = Literal["if", "membrane"]

@@ -2,7 +2,6 @@
 
 from .config import METHODS, ConfigSampler
 from .losses import LOSSES, make_loss, mean_output_ce, tet_loss
-from .ttm import TTM, group_bounds, resample_time
+from .ttm import TTM
 
-__all__ = ["LOSSES", "METHODS", "TTM", "ConfigSampler", "group_bounds", "make_loss", "mean_output_ce",
-           "resample_time", "tet_loss"]
+__all__ = ["LOSSES", "METHODS", "TTM", "ConfigSampler", "make_loss", "mean_output_ce", "tet_loss"]

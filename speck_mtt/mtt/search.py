@@ -298,7 +298,7 @@ def render_search(result: dict[str, Any]) -> str:
 
 def write_search(result: dict[str, Any], folder: Path) -> None:
     """search.json and search.md (the rendered report) in folder."""
-    from ..io import save_json, save_text
+    from ..files import save_json, save_text
 
     save_json(result, folder / "search.json")
     save_text(render_search(result), folder / "search.md")
@@ -335,7 +335,7 @@ def search_cmd(
     """Temporal-configuration search (paper A.8/A.9): fit acc ~ sum_i w_i sqrt(T_i) + b on sampled
     stage-wise T, then the best configuration within an energy bound."""
     from ..dynamic import checkpoint_and_test_frames
-    from ..io import dumps_json
+    from ..files import dumps_json
 
     if energy_kind not in ("spikes", "synops"):
         raise SpeckMttError(f"--energy {energy_kind!r}: choose spikes or synops")

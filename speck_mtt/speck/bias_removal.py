@@ -27,7 +27,7 @@ from torch import nn
 
 from ..models import SpikingNet
 from ..models.neurons import spiking_neurons
-from ..mtt.ttm import resample_time
+from ..timegroups import resample_time
 from .bn import bn_modules
 
 RESCALE_MODES = ("none", "rate", "percentile")

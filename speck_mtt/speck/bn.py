@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import SpeckMttError
 from ..models import SpikingNet, build_model
-from ..mtt.ttm import resample_time
+from ..timegroups import resample_time
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 _WEIGHT = (nn.Conv2d, nn.Linear)

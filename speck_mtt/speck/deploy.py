@@ -17,15 +17,14 @@ import torch
 import typer
 from sinabs.hooks import conv_connection_map
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..checkpoint import (DEFAULT_DATASET, load_checkpoint, meta_value, model_from_checkpoint, recipe_name_of,
+                          save_checkpoint, t_max_of)
 from ..errors import SpeckMttError
-from ..io import dumps_json, output_lock, save_json, save_text, save_torch
+from ..files import dumps_json, output_lock, save_json, save_text, save_torch
 from ..models.neurons import floor_of
 from .layout import Layout, layout_model
 
-DEFAULT_DATASET = {"nmnist_3c1fc": "nmnist", "gesture_4c2fc": "gesture", "vggsnn": "cifar10dvs"}
 DEFAULT_FRAMES = 10
-_FRAME_KEYS = ("t_max", "T_max", "T", "n_frames", "frames")
 
 
 class Target(str, Enum):
@@ -45,12 +44,11 @@ def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = No
     ckpt = load_source(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint)
     model.eval()
-    recipe = _meta(ckpt, "name") if isinstance(ckpt.get("recipe"), dict) else ckpt.get("recipe")
-    recipe = recipe if isinstance(recipe, str) else None
+    recipe = recipe_name_of(ckpt)
     trained_floor = floor_of(model)
     layout = layout_model(model, target, recipe=recipe, checkpoint=str(checkpoint), floor=floor)
-    name = dataset or _meta(ckpt, "dataset") or DEFAULT_DATASET.get(model.name)
-    n_frames = frames or _meta(ckpt, *_FRAME_KEYS) or _dataset_frames(name) or DEFAULT_FRAMES
+    name = dataset or meta_value(ckpt, "dataset") or DEFAULT_DATASET.get(model.name)
+    n_frames = frames or t_max_of(ckpt) or _dataset_frames(name) or DEFAULT_FRAMES
     synops = _synops_from_data(layout, name, data_dir, samples, int(n_frames))
     summary = layout_summary(layout, checkpoint=str(checkpoint), recipe=recipe, synops=synops)
     summary["trained_floor"] = trained_floor
@@ -70,16 +68,6 @@ def load_source(path: Path) -> dict[str, Any]:
     from .nir_io import checkpoint_from_nir, is_nir_file
 
     return checkpoint_from_nir(path) if is_nir_file(path) else load_checkpoint(path)
-
-
-def _meta(ckpt: dict[str, Any], *keys: str) -> Any:
-    """A metadata value from the checkpoint's top level, else from its recipe dict (if it has one)."""
-    recipe = ckpt.get("recipe") if isinstance(ckpt.get("recipe"), dict) else {}
-    for source in (ckpt, recipe):
-        for key in keys:
-            if source.get(key) is not None and not isinstance(source[key], (dict, list)):
-                return source[key]
-    return None
 
 
 def _dataset_frames(name: str | None) -> int | None:

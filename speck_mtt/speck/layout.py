@@ -33,6 +33,7 @@ import sinabs.layers as sl
 import torch
 from torch import nn
 
+from ..contracts.artifact import FORMAT, VERSION
 from ..errors import FitError
 from ..models import SpikingNet
 from ..eventsim.kernels import STATE_MAX, STATE_MIN
@@ -41,8 +42,6 @@ from .fit import (CHIP, FitProblem, LayerGeometry, check_layers, check_modules, 
                   unmappable_problem)
 from .samna_guard import dynapcnn
 
-FORMAT = "speck-mtt-layout"
-VERSION = 1
 DISCRETIZATION_FLOOR = -1.0  # the floor sinabs sees while choosing a layer's scale (see above)
 Target = Literal["sim", "speck2e"]
 

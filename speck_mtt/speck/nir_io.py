@@ -42,12 +42,11 @@ import typer
 from sinabs.activation import MembraneSubtract, MultiSpike
 from torch import nn
 
-from ..checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint
+from ..checkpoint import load_checkpoint, make_checkpoint, meta_value, model_from_checkpoint, recipe_name_of, t_max_of
 from ..errors import SpeckMttError
-from ..io import atomic_write
+from ..files import atomic_write
 from ..models import SpikingNet, build_model
 from ..models.neurons import DEFAULT_FLOOR, FLOOR_RANGE
-from .deploy import _FRAME_KEYS, _meta
 from .fit import FitProblem, check_modules, raise_if_problems
 
 FORMAT = "speck-mtt-nir"
@@ -74,12 +73,11 @@ def export_checkpoint(checkpoint: Path, out: Path) -> dict[str, Any]:
     checkpoint = Path(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint).eval()
-    recipe = _meta(ckpt, "name") if isinstance(ckpt.get("recipe"), dict) else ckpt.get("recipe")
     problems = check_modules(model.to_sequential(), model.input_shape, checkpoint=str(checkpoint),
-                             recipe=recipe if isinstance(recipe, str) else None,
+                             recipe=recipe_name_of(ckpt),
                              names={id(m): n for n, m in model.named_modules()})
     raise_if_problems(problems, f"{model.name} cannot be exported as a Speck-ready NIR graph")
-    info = {"arch": model.name, "dataset": _meta(ckpt, "dataset"), "frames": _meta(ckpt, *_FRAME_KEYS)}
+    info = {"arch": model.name, "dataset": meta_value(ckpt, "dataset"), "frames": t_max_of(ckpt)}
     graph = to_nir_graph(model, {k: v for k, v in info.items() if v is not None})
     write_nir(graph, out)
     return dict(graph.metadata[META])

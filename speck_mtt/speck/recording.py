@@ -1,9 +1,9 @@
 """Chip recordings: written sample by sample (atomically), resumable, readable without hardware.
 
-The file is the shared recording format of speck_mtt.eventsim.recording (.npz with counts
+The file is the shared recording format of speck_mtt.contracts.recording (.npz with counts
 (N, C), labels, sample_ids, predictions, meta JSON), so `speck-mtt measure --compare` and
 eventsim.recording.load_recording read a chip run like a simulator run, and SD chip-vs-sim or
-chip-vs-chip is eventsim.spike_difference on the matched counts. counts follow that format's
+chip-vs-chip is contracts.sd.spike_difference on the matched counts. counts follow that format's
 convention: spikes per channel of the last spiking layer (the output layer for IF voting, the
 layer feeding the readout for membrane voting). A chip recording adds per-sample arrays named
 "x_<name>" (e.g. x_output_counts, x_membranes, x_wall_ms, x_first_out_us, x_n_input) and,
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpeckMttError
-from ..eventsim.recording import FORMAT, Recording, load_recording
-from ..io import atomic_write
+from ..contracts.recording import FORMAT, Recording, load_recording
+from ..files import atomic_write
 from .chip_events import OUTPUT_SPIKE, remaining
 
 # meta keys that must agree for a resumed run to continue an existing file

@@ -13,7 +13,7 @@ import tonic
 
 from ...errors import DataError
 from .events import check_events
-from ...io import atomic_write
+from ...files import atomic_write
 
 BYTES_PER_EVENT = 5
 MAX_T_US = 2**23 - 1  # 23 timestamp bits; longer recordings would need overflow records

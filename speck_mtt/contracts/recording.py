@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpeckMttError
-from ..io import atomic_write
+from ..files import atomic_write
 from .sd import SpikeDifference, spike_difference
 
 FORMAT = "speck-mtt-recording"
