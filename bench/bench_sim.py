@@ -1,6 +1,6 @@
 """Event-driven simulator speed: compiled kernels vs a per-event pure-Python simulator, same run.
 
-- 3C1FC (random weights, laid out by speck_mtt.speck.layout) on the whole nmnist-sim test split
+- 3C1FC (random weights, laid out by speck_mtt.chip.layout) on the whole nmnist-sim test split
   (2,000 samples) with 2 workers: samples/s and input events/s; each run in a fresh process so
   its peak RSS is its own (printed for 200 and 2,000 samples: memory must stay flat).
 - The pure-Python reference (eventsim.reference) on a few of the same samples: ratio per core.
@@ -32,7 +32,7 @@ def _artifact(arch: str) -> dict:
     import torch
 
     from speck_mtt.models import build_model
-    from speck_mtt.speck.layout import layout_model
+    from speck_mtt.chip.layout import layout_model
 
     torch.manual_seed(0)
     kwargs = {"bn": False} if arch == "gesture_4c2fc" else {}

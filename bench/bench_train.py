@@ -1,8 +1,8 @@
-"""Training cost: MTT vs SDT per epoch (vs the theory M*E[T]/T_max, SPEC §2), their peak memory,
+"""Training cost: MTT vs SDT per epoch (vs the theory M*E[T]/T_max, docs/design.md#ttm-grouping), their peak memory,
 and speck-mtt's SDT throughput vs a plain sinabs SDT loop written the simplest way.
 
 Same in-memory N-MNIST-shaped event frames (B, T_max=10, 2, 34, 34) and the same 3C1FC(W16)
-network for every case. MTT draws every stage (input_stage="draw") so that the SPEC's cost
+network for every case. MTT draws every stage (input_stage="draw") so that the paper's cost
 formula applies. Each case runs in fresh spawned children (a forked child deadlocks when the
 parent's OpenMP pool is already running, e.g. after bench_loader): one times it, one
 resets its peak-RSS counter (/proc/self/clear_refs) and records the peak, so the peak memory of
@@ -29,7 +29,7 @@ from torch import nn
 from speck_mtt.models import build_model
 from speck_mtt.mtt.config import ConfigSampler
 from speck_mtt.mtt.losses import mean_output_ce
-from speck_mtt.train import train_epoch
+from speck_mtt.training.loop import train_epoch
 
 N, BATCH, T_MAX, T_MIN, DRAWS = 256, 64, 10, 1, 3
 LONG_T = 30  # SDT at a longer T, speck-mtt vs plain sinabs: sinabs' own time loop costs O(T^2) in backward

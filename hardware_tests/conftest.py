@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from wired import deploy_model, wired_gesture, wired_nmnist
 
-from speck_mtt.speck.samna_guard import INSTALL_HINT, real_samna_installed
+from speck_mtt.chip.samna_guard import INSTALL_HINT, real_samna_installed
 
 DEVICE = os.environ.get("SPECK_MTT_DEVICE")
 
@@ -28,7 +28,7 @@ def hardware_unavailable() -> str | None:
     if not real_samna_installed():
         return f"the real samna is not installed (none, or only the PyPI stub, which is never imported): {INSTALL_HINT}"
     from speck_mtt.errors import DeviceError
-    from speck_mtt.speck.devkit import find_devkit
+    from speck_mtt.chip.devkit import find_devkit
 
     try:
         find_devkit(DEVICE)
@@ -50,7 +50,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def deploy_dir(tmp_path_factory) -> Path:
     """The checkpoint under test (SPECK_MTT_HW_CHECKPOINT), else the wired 3C1FC."""
-    from speck_mtt.speck.deploy import deploy
+    from speck_mtt.chip.deploy import deploy
 
     root = tmp_path_factory.mktemp("hw")
     checkpoint = os.environ.get("SPECK_MTT_HW_CHECKPOINT")

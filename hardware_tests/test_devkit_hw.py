@@ -16,7 +16,7 @@ from speck_mtt.contracts.sd import spike_difference
 from speck_mtt.eventsim import compile_artifact, simulate
 from speck_mtt.eventsim.network import load_artifact
 from speck_mtt.contracts.recording import compare_recordings
-from speck_mtt.speck.devkit import configuration_problems, measure_on_devkit, open_session
+from speck_mtt.chip.devkit import configuration_problems, measure_on_devkit, open_session
 
 pytestmark = pytest.mark.hardware
 

@@ -70,7 +70,7 @@ def wired_gesture():
 def deploy_model(root: Path, model, arch_kwargs: dict) -> Path:
     """A speck2e deploy directory (artifact.pt + model.pt) of `model`, as `speck-mtt deploy` writes it."""
     from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
-    from speck_mtt.speck.deploy import deploy
+    from speck_mtt.chip.deploy import deploy
 
     checkpoint = root / "model.ckpt"
     save_checkpoint(make_checkpoint(model, arch_kwargs), checkpoint)

@@ -1,5 +1,5 @@
 """The `speck-mtt` command: train | deploy | export | measure | report | early-exit | search | devices | data.
-Each area owns its command function; this module only wires them up."""
+The commands live in speck_mtt.commands; this module only assembles them and turns errors into one line."""
 
 from __future__ import annotations
 
@@ -15,22 +15,22 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 
 
 def _register() -> None:
-    from .data.cli import app as data_app
-    from .dynamic import dynamic_cmd
-    from .measure import measure_cmd
-    from .mtt.search import search_cmd
-    from .report import report_cmd
-    from .speck.deploy import deploy_cmd
-    from .speck.devkit import devices_cmd
-    from .speck.nir_io import export_cmd
-    from .train import train_cmd
+    from .commands.data import app as data_app
+    from .commands.deploy import deploy_cmd
+    from .commands.devices import devices_cmd
+    from .commands.early_exit import early_exit_cmd
+    from .commands.export import export_cmd
+    from .commands.measure import measure_cmd
+    from .commands.report import report_cmd
+    from .commands.search import search_cmd
+    from .commands.train import train_cmd
 
     app.command("train")(train_cmd)
     app.command("deploy")(deploy_cmd)
     app.command("export")(export_cmd)
     app.command("measure")(measure_cmd)
     app.command("report")(report_cmd)
-    app.command("early-exit")(dynamic_cmd)
+    app.command("early-exit")(early_exit_cmd)
     app.command("search")(search_cmd)
     app.command("devices")(devices_cmd)
     app.add_typer(data_app, name="data", help="Inspect and prepare datasets (real or built-in offline).")

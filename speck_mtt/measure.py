@@ -1,7 +1,7 @@
 """`speck-mtt measure`: accuracy, spike difference, spikes, SynOps and speed of a deployed network.
 
 Backends: "sim" (the bundled event-driven simulator, speck_mtt.eventsim) or "speck2e" (a devkit
-through speck_mtt.speck.devkit.measure_on_devkit, imported only when asked for).
+through speck_mtt.chip.devkit.measure_on_devkit, imported only when asked for).
 
 Every spike difference is speck_mtt.contracts.sd.spike_difference, SD(this run, reference):
 - against the time-stepped torch model (DEPLOY_DIR/model.pt) at each --t: torch spikes of the
@@ -17,22 +17,20 @@ from __future__ import annotations
 
 import os
 import resource
-import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
-import typer
 
 from .checkpoint import DEFAULT_DATASET
 from .errors import DataError, SpeckMttError
 from .contracts.sd import spike_difference
 from .eventsim import BatchResult, SimNet, compile_artifact, load_artifact, simulate_sharded
 from .contracts.recording import Recording, compare_recordings, load_recording, save_recording
-from .files import dumps_json, finite_json, output_lock, save_json
+from .files import finite_json, save_json
 
 
 class Backend(str, Enum):
@@ -160,7 +158,7 @@ def floor_sweep(artifact: dict[str, Any], floors: list[float], data, workers: in
                 float_mode: bool) -> list[tuple[float, BatchResult]]:
     """Simulator runs with every spiking layer clamped at each floor (thresholds): a sweep of the
     chip's lower-threshold setting without re-deploying. Runs on every rank (sharded)."""
-    from .speck.layout import with_floor
+    from .chip.layout import with_floor
 
     return [(float(floor), simulate_sharded(compile_artifact(with_floor(artifact, floor), float_mode=float_mode),
                                             data, workers=workers)) for floor in floors]
@@ -220,7 +218,7 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
                  "input_events_per_s": float(result.n_events.sum()) / max(result.seconds, 1e-9),
                  "workers": workers, "ranks": int(os.environ.get("WORLD_SIZE", "1")) if distributed else 1}
     else:
-        from .speck.devkit import measure_on_devkit  # raises DeviceError without a devkit
+        from .chip.devkit import measure_on_devkit  # raises DeviceError without a devkit
 
         got = measure_on_devkit(deploy_dir, name, data_dir=data_dir, limit=limit, record=record)
         rec = got if isinstance(got, Recording) else load_recording(got)
@@ -266,96 +264,12 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
     return report
 
 
-def _search(deploy_dir: Path, dataset: str, data_dir: Path | None, limit: int | None) -> dict[str, Any]:
+def search_deployed(deploy_dir: Path, dataset: str, data_dir: Path | None, limit: int | None) -> dict[str, Any]:
     """The temporal-configuration search with `speck-mtt search`'s defaults, written beside the measurement."""
-    from .dynamic import checkpoint_and_test_frames
-    from .mtt.search import search_configuration, write_search
+    from .analysis.config_search import search_configuration, write_search
+    from .analysis.probe import checkpoint_and_test_frames
 
     model, data, t_max, _ = checkpoint_and_test_frames(deploy_dir / "model.pt", dataset, data_dir, None, limit)
     result = search_configuration(model, data, 1, t_max)
     write_search(result, deploy_dir)
     return result
-
-
-def _pct(value: float | None) -> str:
-    return "undefined (reference has no spike)" if value is None else f"{value:.2%}"
-
-
-def measure_cmd(
-    deploy_dir: Annotated[Path, typer.Argument(help="Directory written by `speck-mtt deploy` (artifact.pt, model.pt).")],
-    backend: Annotated[Backend, typer.Option("--backend", help="sim: bundled event-driven simulator; "
-                                                               "speck2e: a connected devkit (real samna).")] = Backend.sim,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset (default: the architecture's; a real "
-                                                                     "one without files falls back to its -sim).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Dataset root (default $SPECK_MTT_DATA "
-                                                                        "or ./data).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N test samples.")] = None,
-    t: Annotated[Optional[list[int]], typer.Option("--t", min=1, help="Compare with the time-stepped torch model "
-                                                                      "at this T (repeatable; default for an "
-                                                                      "evaluation set such as nmnist-real800: "
-                                                                      "the model's T_max).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Simulator threads "
-                                                                            "(default: all cores).")] = None,
-    float_mode: Annotated[bool, typer.Option("--float", help="Simulate the undiscretized float layers.")] = False,
-    record: Annotated[Optional[Path], typer.Option("--record", help="Save this run's spike counts (.npz) "
-                                                                    "for later --compare.")] = None,
-    compare: Annotated[Optional[list[Path]], typer.Option("--compare", help="SD against a recording "
-                                                                            "(repeatable).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Result JSON (default DEPLOY_DIR/"
-                                                              "measure-<backend>.json; for an evaluation set "
-                                                              "measure-<backend>-<dataset>.json).")] = None,
-    search_config: Annotated[bool, typer.Option("--search-config", help="Also search the stage-wise T of "
-                                                "DEPLOY_DIR/model.pt under an energy bound (paper A.8/A.9; "
-                                                "`speck-mtt search` has every option); writes search.json/.md.")]
-    = False,
-    floors: Annotated[Optional[list[float]], typer.Option("--floor", max=0, help="Also simulate with every spiking "
-                                                          "layer's lower threshold at this many thresholds, e.g. "
-                                                          "--floor -1 --floor -4 (repeatable; a sweep).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result JSON to stdout.")] = False,
-) -> None:
-    """Accuracy, spike difference (vs torch at T, vs recordings), spikes, SynOps and samples/s."""
-    if floors and backend != Backend.sim:
-        raise SpeckMttError("--floor sweeps the simulator; use it with --backend sim (re-deploy with "
-                            "`speck-mtt deploy --floor` for the chip)")
-    if not deploy_dir.is_dir():
-        raise SpeckMttError(f"{deploy_dir}: no such folder; pass the folder written by `speck-mtt deploy`")
-    if out is not None and out.is_dir():
-        raise SpeckMttError(f"--out {out} is a folder; pass the path of the result .json")
-    with output_lock(out.parent if out is not None else deploy_dir):
-        report = measure(deploy_dir, backend.value, dataset, data_dir, limit, t, workers, float_mode, record,
-                         compare, out, floors)
-    if report is None:
-        return
-    if search_config:
-        report["search"] = _search(deploy_dir, report["dataset"], data_dir, limit)
-    if json_out:
-        typer.echo(dumps_json(report))
-        return
-    floor = f", floor {report['floor']:g}" if report.get("floor") is not None else ""
-    typer.echo(f"{report['arch']} on {report['dataset']} ({report['backend']}{', float' if float_mode else ''}{floor}): "
-               f"accuracy {report['accuracy']:.2%} over {report['n_samples']} samples")
-    if "synops_per_sample" in report:
-        typer.echo(f"  per sample: {report['input_events_per_sample']:.0f} input events, "
-                   f"{report['spikes_per_sample']:.0f} spikes, {report['synops_per_sample']:.0f} SynOps")
-    typer.echo(f"  {report['samples_per_s']:.1f} samples/s, wall {report['wall_s']:.2f} s")
-    for row in report["torch"]:
-        typer.echo(f"  vs torch T={row['t']}: SD {_pct(row['sd'])} (per-sample mean {_pct(row['sd_per_sample_mean'])}), "
-                   f"torch accuracy {row['accuracy']:.2%}")
-        for layer in row.get("layers", []):
-            sim = report["layers"][layer["layer"]]
-            typer.echo(f"    layer {layer['layer']}: spikes/sample torch {layer['torch_spikes_per_sample']:.1f}, "
-                       f"sim {layer['sim_spikes_per_sample']:.1f}, SD {_pct(layer['sd'])}; per sample in the sim: "
-                       f"{sim['floor_hits_per_sample']:.1f} floor hits, {sim['held_spikes_per_sample']:.1f} held "
-                       f"spikes, {sim['saturations_per_sample']:.1f} saturations")
-    for row in report.get("floors", []):
-        sds = ", ".join(f"SD vs T={r['t']} {_pct(r['sd'])}" for r in row["torch"])
-        typer.echo(f"  floor {row['floor']:g}: accuracy {row['accuracy']:.2%}, "
-                   f"{row['floor_hits_per_sample']:.1f} floor hits/sample" + (f", {sds}" if sds else ""))
-    for row in report["compare"]:
-        typer.echo(f"  vs {row['reference']}: SD {_pct(row['sd'])} on {row['n_common']} common samples")
-    typer.echo(f"  wrote {report['written']}" + (f" and {report['record']}" if "record" in report else ""))
-    if "search" in report:
-        from .mtt.search import render_search
-
-        typer.echo(render_search(report["search"]) + f"  wrote {deploy_dir / 'search.json'}")
-    sys.stdout.flush()

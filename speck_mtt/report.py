@@ -28,7 +28,7 @@ SD sim-vs-chip: recordings of the simulator and the first chip run, reference th
 Speck accuracy is their mean.
 
 Accuracies are fractions in [0, 1]; the report shows percent. Output: report.md, report.json,
-accuracy_vs_t.png (matplotlib Agg). The paper's own numbers (SPEC §7) sit in a separate,
+accuracy_vs_t.png (matplotlib Agg). The paper's own numbers (docs/design.md#paper-numbers) sit in a separate,
 labelled table; a "-sim" dataset is an offline stand-in and is labelled so next to them.
 """
 
@@ -36,17 +36,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import numpy as np
-import typer
 
 from .errors import SpeckMttError
 from .contracts.recording import Recording, compare_recordings, load_recording
 from .data.registry import REAL800, REAL800_LABEL
-from .files import dumps_json, save_json, save_text
+from .files import save_json, save_text
 
-# Paper Table 5 (accuracy %, Torch / simulator / Speck; None = not measured) and weights (SPEC §4, §7).
+# Paper Table 5 (accuracy %, Torch / simulator / Speck; None = not measured) and weights (docs/design.md#paper-numbers).
 PAPER_TABLE5: dict[str, dict[str, Any]] = {
     "nmnist": {"network": "3C1FC(W16)", "n_weights": 6160,
                "methods": {"mtt": (99.16, 98.56, 98.57), "sdt": (98.09, 93.07, 92.77)},
@@ -379,21 +378,3 @@ def write_report(results_dir: Path, out: Path | None = None, t: int | None = Non
     if plot:
         plot_accuracy(report, out / "accuracy_vs_t.png")
     return report
-
-
-def report_cmd(
-    results_dir: Annotated[Path, typer.Argument(help="Results folder: one sub-folder per method holding "
-                                                     "eval.json, measure_sim.json, measure_speck2e*.json.")],
-    t: Annotated[Optional[int], typer.Option("--t", min=1, help="T of the torch accuracy column (default: the T "
-                                                                "the simulator was compared with, else T_max).")] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset name for the paper reference "
-                                                                     "(default: from the result files).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Where report.md/json and the PNG go "
-                                                              "(default: RESULTS_DIR).")] = None,
-    plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write accuracy_vs_t.png.")] = True,
-    json_out: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
-) -> None:
-    """Table 5 of the paper for a results folder: torch, simulator and Speck accuracy, parameters and
-    spike differences per method, next to the paper's numbers."""
-    report = write_report(results_dir, out, t, dataset, plot)
-    typer.echo(dumps_json(report) if json_out else render_report(report))

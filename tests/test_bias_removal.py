@@ -14,9 +14,9 @@ from speck_mtt.models.networks import SpikingNet
 from speck_mtt.models.neurons import multistep_if
 from speck_mtt.mtt.config import ConfigSampler
 from speck_mtt.mtt.losses import mean_output_ce
-from speck_mtt.speck.bias_removal import BiasSchedule, Distiller, layer_rates, rescale_weights
-from speck_mtt.speck.bn import absorb_bn
-from speck_mtt.train import run, train_epoch, trainable_parameters
+from speck_mtt.training.bias_removal import BiasSchedule, Distiller, layer_rates, rescale_weights
+from speck_mtt.training.bn import absorb_bn
+from speck_mtt.training.loop import run, train_epoch, trainable_parameters
 
 from test_train import tiny_frames, tiny_recipe
 

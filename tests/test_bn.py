@@ -6,7 +6,7 @@ from torch import nn
 
 from speck_mtt.models import build_model
 from speck_mtt.timegroups import resample_time
-from speck_mtt.speck.bn import (absorb_bn, bias_parameters, bn_modules, calibrate_bn, lock_bn,
+from speck_mtt.training.bn import (absorb_bn, bias_parameters, bn_modules, calibrate_bn, lock_bn,
                                 lock_identity_bn, to_bias_free)
 
 

@@ -8,10 +8,10 @@ import pytest
 from speck_mtt.errors import DataError, SpeckMttError
 from speck_mtt.eventsim import compile_artifact, prepare_events
 from speck_mtt.models import build_model
-from speck_mtt.speck.chip_events import (NEURON_VALUE, OUTPUT_SPIKE, as_tuples, chip_io, count_spikes, membranes,
+from speck_mtt.chip.chip_events import (NEURON_VALUE, OUTPUT_SPIKE, as_tuples, chip_io, count_spikes, membranes,
                                          neuron_address, neuron_addresses, remaining, to_device_events)
-from speck_mtt.speck.layout import layout_model
-from speck_mtt.speck.samna_guard import dynapcnn
+from speck_mtt.chip.layout import layout_model
+from speck_mtt.chip.samna_guard import dynapcnn
 
 EV = np.dtype([("x", "<i2"), ("y", "<i2"), ("p", "<i1"), ("t", "<i8")])
 

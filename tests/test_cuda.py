@@ -7,7 +7,7 @@ from speck_mtt.evaluate import evaluate
 from speck_mtt.models import build_model
 from speck_mtt.mtt.config import ConfigSampler
 from speck_mtt.mtt.losses import make_loss
-from speck_mtt.train import train_epoch, trainable_parameters
+from speck_mtt.training.loop import train_epoch, trainable_parameters
 
 from test_train import tiny_frames
 

@@ -13,9 +13,9 @@ import torch
 from typer.testing import CliRunner
 
 from speck_mtt.data import event_dataset, frame_dataset
-from speck_mtt.data.cli import app
+from speck_mtt.commands.data import app
 from speck_mtt.data.datasets import open_source
-from speck_mtt.data.frames import cache_dir_for, cache_spec
+from speck_mtt.data.frame_cache import cache_dir_for, cache_spec
 from speck_mtt.data.functional.events import make_events
 from speck_mtt.data.functional.frames import augment_frames, flip_lr, thin, to_frames
 from speck_mtt.data.functional.gestures import FLIP_LABEL

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from speck_mtt.data import event_dataset, frame_dataset, resolve_dataset
-from speck_mtt.data.cli import app as data_app
+from speck_mtt.commands.data import app as data_app
 from speck_mtt.data.datasets import data_fingerprint
 from speck_mtt.data.functional.mnist_idx import real_sample_path
 from speck_mtt.errors import DataError, SpeckMttError
-from speck_mtt.recipes import load_recipe
-from speck_mtt.train import load_frames, run
+from speck_mtt.training.recipe import load_recipe
+from speck_mtt.training.loop import load_frames, run
 
 
 def nmnist_copy(root, per_class: int = 1):

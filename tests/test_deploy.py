@@ -8,9 +8,10 @@ from typer.testing import CliRunner
 from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
 from speck_mtt.errors import FitError, SpeckMttError
 from speck_mtt.models import build_model
-from speck_mtt.speck.deploy import _synops_from_data, deploy, deploy_cmd, estimate_synops
+from speck_mtt.chip.deploy import _synops_from_data, deploy, estimate_synops
+from speck_mtt.commands.deploy import deploy_cmd
 from speck_mtt.contracts.artifact import FORMAT
-from speck_mtt.speck.layout import layout_model
+from speck_mtt.chip.layout import layout_model
 
 app = typer.Typer()
 app.command()(deploy_cmd)

@@ -14,9 +14,9 @@ from speck_mtt.errors import DeviceError
 from speck_mtt.eventsim import simulate
 from speck_mtt.files import save_torch
 from speck_mtt.models import build_model
-from speck_mtt.speck import devkit
-from speck_mtt.speck.layout import layout_model
-from speck_mtt.speck.samna_guard import _Placeholder, real_samna_installed
+from speck_mtt.chip import devkit
+from speck_mtt.chip.layout import layout_model
+from speck_mtt.chip.samna_guard import _Placeholder, real_samna_installed
 
 EV = np.dtype([("x", "<i2"), ("y", "<i2"), ("p", "<i1"), ("t", "<i8")])
 

@@ -13,11 +13,11 @@ from speck_mtt.errors import DeviceError
 from speck_mtt.eventsim import compile_artifact, simulate
 from speck_mtt.eventsim.network import load_artifact
 from speck_mtt.models import build_model
-from speck_mtt.speck import devkit
-from speck_mtt.speck.chip_events import neuron_addresses
-from speck_mtt.speck.deploy import deploy
-from speck_mtt.speck.layout import STATE_MAX
-from speck_mtt.speck.recording import load_chip_recording
+from speck_mtt.chip import devkit
+from speck_mtt.chip.chip_events import neuron_addresses
+from speck_mtt.chip.deploy import deploy
+from speck_mtt.chip.layout import STATE_MAX
+from speck_mtt.chip.recorder import load_chip_recording
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fake_samna  # noqa: E402

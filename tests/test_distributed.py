@@ -45,7 +45,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         torch.save({"grads": [p.grad for p in model.parameters() if p.grad is not None], "n": total}, out + "/grads.pt")
     from test_train import tiny_frames, tiny_recipe
 
-    from speck_mtt.train import run
+    from speck_mtt.training.loop import run
 
     run(tiny_recipe(epochs=1), out + "/run", datasets=(tiny_frames(8), tiny_frames(5, seed=1)), progress=False)
 

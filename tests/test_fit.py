@@ -4,7 +4,7 @@ from torch import nn
 
 from speck_mtt.errors import FitError
 from speck_mtt.models.neurons import multistep_if
-from speck_mtt.speck.layout import convert
+from speck_mtt.chip.layout import convert
 
 
 def _conv(c_in, c_out, k=3, stride=1, padding=1, bias=False):

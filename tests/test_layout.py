@@ -6,8 +6,8 @@ import copy
 
 from speck_mtt.models import build_model
 from speck_mtt.models.neurons import set_floor
-from speck_mtt.speck.layout import STATE_MAX, STATE_MIN, core_capacity, layout_model
-from speck_mtt.speck.samna_guard import dynapcnn
+from speck_mtt.chip.layout import STATE_MAX, STATE_MIN, core_capacity, layout_model
+from speck_mtt.chip.samna_guard import dynapcnn
 
 
 def _sinabs_constraints():

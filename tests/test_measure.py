@@ -12,7 +12,7 @@ from speck_mtt.errors import DataError, SpeckMttError
 from speck_mtt.contracts.recording import Recording, load_recording, save_recording
 from speck_mtt.measure import measure
 from speck_mtt.models import build_model
-from speck_mtt.speck.deploy import deploy
+from speck_mtt.chip.deploy import deploy
 
 
 @pytest.fixture(scope="module")

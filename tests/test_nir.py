@@ -25,10 +25,10 @@ from speck_mtt.errors import FitError, SpeckMttError
 from speck_mtt.eventsim import load_artifact, simulate
 from speck_mtt.models import build_model
 from speck_mtt.models.neurons import DEFAULT_FLOOR
-from speck_mtt.speck.deploy import deploy
-from speck_mtt.speck.devkit import rebuild_layout
-from speck_mtt.speck.layout import layout_model
-from speck_mtt.speck.nir_io import (META, checkpoint_from_nir, export_checkpoint, nir_bytes, to_nir_graph,
+from speck_mtt.chip.deploy import deploy
+from speck_mtt.chip.devkit import rebuild_layout
+from speck_mtt.chip.layout import layout_model
+from speck_mtt.chip.nir_io import (META, checkpoint_from_nir, export_checkpoint, nir_bytes, to_nir_graph,
                                      write_nir)
 
 CLI = Path(sys.executable).with_name("speck-mtt")

@@ -98,7 +98,7 @@ save_checkpoint(make_checkpoint(build_model("nmnist_3c1fc"), {}, dataset="nmnist
 deploy_code = run_cli("deploy", ckpt, "--target", "speck2e", "--out", os.path.join(out_dir, "dep"),
                       "--dataset", "nmnist-sim", "--data-dir", os.path.join(out_dir, "data"), "--samples", "2")
 
-from speck_mtt.speck.samna_guard import _Placeholder, real_samna_installed
+from speck_mtt.chip.samna_guard import _Placeholder, real_samna_installed
 
 samna = sys.modules.get("samna")
 print("RESULT " + json.dumps({
@@ -136,7 +136,7 @@ def test_import_help_and_deploy_never_run_samna_stub(tmp_path):
     assert result["spawned"] == [] and result["samna_imports"] == [] and result["stub_code_ran"] == []
     assert result["samna_is_placeholder_or_absent"] and result["stub_attributes"] == []
     assert not result["real_samna_installed"] or not _stub_dir()
-    assert {"speck_mtt.cli", "speck_mtt.speck.deploy", "speck_mtt.speck.layout", "speck_mtt.speck.fit"} <= set(
+    assert {"speck_mtt.cli", "speck_mtt.chip.deploy", "speck_mtt.chip.layout", "speck_mtt.chip.fit"} <= set(
         result["modules"])
     assert result["help_code"] == 0 and "deploy" in proc.stdout
     assert result["deploy_code"] == 0 and result["artifact"], proc.stdout[-2000:] + proc.stderr[-2000:]

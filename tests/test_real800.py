@@ -16,7 +16,7 @@ import torch
 from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
 from speck_mtt.data import event_dataset
 from speck_mtt.data.bundled import BUNDLES, MARKER, unpack
-from speck_mtt.data.cli import MAX_KS, compare_to_real
+from speck_mtt.data.inventory import MAX_KS, compare_to_real
 from speck_mtt.data.datasets import open_source
 from speck_mtt.data.functional.events import make_events
 from speck_mtt.data.functional.mnist_idx import ASSETS, load_t10k
@@ -27,7 +27,7 @@ from speck_mtt.data.functional.stats import (
 from speck_mtt.errors import DataError
 from speck_mtt.measure import measure
 from speck_mtt.models import build_model
-from speck_mtt.speck.deploy import deploy
+from speck_mtt.chip.deploy import deploy
 
 SPECK = Path(sys.executable).with_name("speck-mtt")
 PER_CLASS = [79, 98, 81, 73, 81, 72, 73, 86, 73, 84]  # files per digit folder in the archive

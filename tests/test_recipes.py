@@ -3,7 +3,7 @@
 import pytest
 
 from speck_mtt.errors import SpeckMttError
-from speck_mtt.recipes import builtin_recipes, load_recipe, parse_set
+from speck_mtt.training.recipe import builtin_recipes, load_recipe, parse_set
 
 
 def test_builtin_recipes_load_with_paper_defaults():

@@ -6,8 +6,8 @@ import pytest
 from speck_mtt.errors import SpeckMttError
 from speck_mtt.contracts.sd import spike_difference
 from speck_mtt.contracts.recording import compare_recordings, load_recording
-from speck_mtt.speck.chip_events import OUTPUT_SPIKE
-from speck_mtt.speck.recording import ChipRecorder, file_hash, load_chip_recording
+from speck_mtt.chip.chip_events import OUTPUT_SPIKE
+from speck_mtt.chip.recorder import ChipRecorder, file_hash, load_chip_recording
 
 META = {"backend": "speck2e", "dataset": "nmnist-sim", "split": "test", "layer": 3, "readout": "spikes",
         "model_hash": "abc"}

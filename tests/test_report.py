@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from speck_mtt.errors import SpeckMttError
 from speck_mtt.contracts.recording import Recording, save_recording
 from speck_mtt.contracts.sd import spike_difference
-from speck_mtt.report import build_report, render_report, report_cmd, write_report
+from speck_mtt.commands.report import report_cmd
+from speck_mtt.report import build_report, render_report, write_report
 
 
 def _write(path, obj):

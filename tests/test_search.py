@@ -11,8 +11,8 @@ from torch import nn
 
 from speck_mtt.errors import SpeckMttError
 from speck_mtt.models import build_model
-from speck_mtt.mtt.search import (energy, evaluate_configs, fit_rates, fit_sqrt_model, render_search, sample_configs,
-                                  search_best, search_configuration)
+from speck_mtt.analysis.config_search import evaluate_configs, render_search, search_configuration
+from speck_mtt.mtt.search import energy, fit_rates, fit_sqrt_model, sample_configs, search_best
 
 
 def test_sample_configs_in_range_and_distinct():
@@ -151,7 +151,7 @@ def test_search_cli_on_nmnist_sim(tmp_path):
     from typer.testing import CliRunner
 
     from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
-    from speck_mtt.mtt.search import search_cmd
+    from speck_mtt.commands.search import search_cmd
 
     save_checkpoint(make_checkpoint(_model(), {}, recipe={"data": {"dataset": "nmnist-sim"}}, t_max=3),
                     tmp_path / "model.pt")

@@ -11,9 +11,9 @@ from speck_mtt.errors import SpeckMttError
 from speck_mtt.models import build_model
 from speck_mtt.mtt.config import ConfigSampler
 from speck_mtt.mtt.losses import mean_output_ce
-from speck_mtt.recipes import load_recipe
-from speck_mtt.speck.bn import bn_modules
-from speck_mtt.train import NonFiniteLoss, fixed_t, run, train_epoch, trainable_parameters
+from speck_mtt.training.recipe import load_recipe
+from speck_mtt.training.bn import bn_modules
+from speck_mtt.training.loop import NonFiniteLoss, fixed_t, run, train_epoch, trainable_parameters
 
 torch.set_num_threads(1)  # tiny tensors: one thread is faster, and the CI machine is shared
 
@@ -140,7 +140,7 @@ def test_non_finite_weights_stop_training_before_a_checkpoint_holds_them():
                                         ("train.weight_decay", "-1"), ("train.calib_batches", "-1"),
                                         ("train.tet_lambda", "nan"), ("data.limit_train", "-5")])
 def test_recipe_refuses_non_finite_and_negative_values(key, value):
-    from speck_mtt.recipes import parse_set
+    from speck_mtt.training.recipe import parse_set
 
     with pytest.raises(SpeckMttError, match=key.replace(".", r"\.")):
         load_recipe("nmnist", overrides=parse_set([f"{key}={value}"]))

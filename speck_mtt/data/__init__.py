@@ -12,7 +12,7 @@
 """
 
 from .datasets import EventDataset, event_dataset, resolve_dataset
-from .frames import FrameDataset, frame_dataset
+from .frame_cache import FrameDataset, frame_dataset
 from .functional.events import EVENT_DTYPE
 from .registry import DATASETS, DatasetInfo, default_data_dir
 

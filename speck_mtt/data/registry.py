@@ -22,7 +22,7 @@ class DatasetInfo:
     n_classes: int
     real: bool
     classes: tuple[str, ...]
-    default_frames: int  # the recipe's T (paper settings, SPEC §4)
+    default_frames: int  # the recipe's T (paper settings)
     flip_label: tuple[int, ...] | None  # label after a left-right flip; None: no flip augmentation
     roll_px: int  # augmentation: roll frames by up to +-roll_px in x and y (0: none)
     stand_in: str | None  # built-in offline replacement of a real dataset

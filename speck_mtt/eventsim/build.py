@@ -1,4 +1,4 @@
-"""Deploy-artifact dicts built by hand (COMMON.md schema), for tests and benchmarks of tiny layouts."""
+"""Deploy-artifact dicts built by hand (docs/design.md#deploy-artifact), for tests and benchmarks of tiny layouts."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Compiled per-event inner loops of the simulator (numba).
 
-The chip neuron rule (SPEC §1) lives in `chip_neuron` and nowhere else: the compiled kernels
+The chip neuron rule (docs/design.md#neurons) lives in `chip_neuron` and nowhere else: the compiled kernels
 inline it, the pure-Python reference calls its `.py_func`.
 
 A network reaches these kernels as flat arrays (see network.py): `lay` holds one row of int64

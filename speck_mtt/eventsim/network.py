@@ -1,4 +1,4 @@
-"""The deploy artifact (COMMON.md schema) checked and flattened into the arrays the kernels use.
+"""The deploy artifact (docs/design.md#deploy-artifact) checked and flattened into the arrays the kernels use.
 
 Documented choices:
 - Input events go to layer 0 after the artifact's input pooling (coordinate // input_pool).

@@ -1,4 +1,4 @@
-"""Fully event-driven, time-step-free simulation of a deployed layout (SPEC §1, §7).
+"""Fully event-driven, time-step-free simulation of a deployed layout (docs/design.md#neurons, #event-conventions).
 
 `simulate` runs one sample; `simulate_many` streams any number of samples through the
 compiled kernel in chunks, one sample per core (memory stays flat in the number of samples),

@@ -1,4 +1,4 @@
-"""Bias-free multistep-IF networks (SPEC §4)."""
+"""Bias-free multistep-IF networks (docs/design.md#networks)."""
 
 from .networks import ARCHITECTURES, SpikingNet, build_model, gesture_4c2fc, nmnist_3c1fc, vggsnn
 

@@ -1,4 +1,4 @@
-"""Bias-free multistep-IF networks of SPEC §4, as blocks that MTT cuts into stages.
+"""Bias-free multistep-IF networks of docs/design.md#networks, as blocks that MTT cuts into stages.
 
 A block is one weight layer with what surrounds it (pool before, BN, neuron). Blocks run on
 (B*T, C, H, W) tensors; SpikingNet.forward gives every stage its own T and puts a TTM between
@@ -131,7 +131,7 @@ def gesture_4c2fc(bn: bool = True, floor: float = DEFAULT_FLOOR) -> SpikingNet:
 def vggsnn(bn: bool = True, input_size: int = 128, floor: float = DEFAULT_FLOOR) -> SpikingNet:
     """VGGSNN for CIFAR10-DVS (about 9.2M weights), membrane-voting head; too large for Speck."""
     norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
-    pool_in = max(1, input_size // 32)  # 128 -> 32 (the SPEC's AvgPool4); 48 (SOTA setting) unpooled
+    pool_in = max(1, input_size // 32)  # 128 -> 32 (the paper's AvgPool4); 48 (SOTA setting) unpooled
     side = input_size // pool_in
     if input_size % pool_in or side % 16:
         raise SpeckMttError(f"vggsnn needs an input size of 128 or a multiple of 16 below 64, got {input_size}")
@@ -152,7 +152,7 @@ def vggsnn(bn: bool = True, input_size: int = 128, floor: float = DEFAULT_FLOOR)
 def nir_net(layers: Sequence[dict], input_shape: Sequence[int], n_classes: int, head: Head,
             bn: bool = False, floor: float | None = None) -> SpikingNet:
     """A bias-free network described layer by layer, as imported from a NIR graph
-    (speck_mtt.speck.nir_io writes the description; it is the checkpoint's arch_kwargs, so every
+    (speck_mtt.chip.nir_io writes the description; it is the checkpoint's arch_kwargs, so every
     command that rebuilds a model from a checkpoint rebuilds this one too).
 
     Layers: {"kind": "conv", "in", "out", "kernel", "stride", "padding", "dilation", "groups"},

@@ -1,4 +1,4 @@
-"""Temporal configurations c = (T_1..T_S) per training method (SPEC §2, §3).
+"""Temporal configurations c = (T_1..T_S) per training method (docs/design.md#ttm-grouping).
 
 - sdt: fixed T everywhere, one draw per iteration.
 - nmt: one random T for the whole network per draw (MTT with a single stage), M draws.
@@ -66,7 +66,7 @@ class ConfigSampler:
         return [self.sample() for _ in range(self.draws_per_iteration)]
 
     def expected_cost_ratio(self) -> float:
-        """Forward/backward cost of one iteration relative to SDT at T_max (SPEC §2: M*E[T]/T_max)."""
+        """Forward/backward cost of one iteration relative to SDT at T_max (M*E[T]/T_max, docs/design.md#ttm-grouping)."""
         mean_t = (self.t_min + self.t_max) / 2
         if self.method == "sdt":
             return self.t_fixed / self.t_max

@@ -1,4 +1,4 @@
-"""Training losses on network outputs O of shape (B, T, n_classes) (SPEC §2, §3).
+"""Training losses on network outputs O of shape (B, T, n_classes) (docs/design.md#ttm-grouping).
 
 - "ce": cross-entropy of the time-mean output (the MTT paper's loss, SDT-style).
 - "tet": (1 - lambda) * mean_t CE(O_t, y) + lambda * mean_t MSE(O_t, theta) (Deng et al. 2022);

@@ -8,7 +8,7 @@ import numpy as np
 
 from ...errors import DataError
 
-# x, y, p, t (t in microseconds): the order COMMON.md promises to consumers.
+# x, y, p, t (t in microseconds): the order docs/design.md#event-conventions promises to consumers.
 EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("p", "<i1"), ("t", "<i8")])
 
 

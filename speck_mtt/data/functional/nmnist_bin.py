@@ -1,4 +1,4 @@
-"""N-MNIST 40-bit event records (SPEC §8): the writer lives here, decoding is tonic's own reader.
+"""N-MNIST 40-bit event records (docs/design.md#event-conventions): the writer lives here, decoding is tonic's own reader.
 
 Record of 5 bytes per event: x, y, then polarity in bit 7 of byte 2 with timestamp bits 22-16
 in its low 7 bits, then timestamp bits 15-0 in bytes 3-4 (big-endian), t in microseconds.

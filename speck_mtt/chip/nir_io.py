@@ -28,17 +28,15 @@ devkit path treat it exactly as a trained checkpoint.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import nir
 import numpy as np
 import sinabs.layers as sl
 import torch
-import typer
 from sinabs.activation import MembraneSubtract, MultiSpike
 from torch import nn
 
@@ -513,23 +511,3 @@ def _load_weights(model: SpikingNet, weights: list[torch.Tensor | None]) -> None
         for module, weight in zip(layers, weights, strict=True):
             if weight is not None:
                 module.weight.copy_(weight)
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def export_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Bias-free checkpoint (what `speck-mtt deploy` takes).")],
-    out: Annotated[Path, typer.Option("--out", help="The file to write (FILE.nir).")],
-    fmt: Annotated[Format, typer.Option("--format", help="nir: the Neuromorphic Intermediate Representation "
-                                                         "(HDF5, read by sinabs, snnTorch, Norse, Rockpool, Lava).")]
-    = Format.nir,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the graph's speck_mtt metadata as JSON.")] = False,
-) -> None:
-    """Export a checkpoint's Speck-ready network for other SNN tools (thresholds, floors, head kept)."""
-    meta = export_checkpoint(checkpoint, out)
-    if json_out:
-        typer.echo(json.dumps({"out": str(out), "format": fmt.value, **meta}, indent=2))
-        return
-    typer.echo(f"{meta['arch']} -> {out} (NIR, head {meta['head']}, {meta['n_classes']} classes); "
-               f"deploy it with `speck-mtt deploy {out} --target speck2e --out DIR`")

@@ -23,26 +23,24 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
-import typer
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from . import distributed as D
-from .checkpoint import arch_kwargs_of, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
-from .errors import DataError, SpeckMttError
-from .evaluate import eval_table, evaluate, save_eval
-from .files import dumps_json, output_lock, save_json, save_text
-from .models import SpikingNet, build_model
-from .models.neurons import set_floor
-from .mtt.config import ConfigSampler
-from .mtt.losses import make_loss
-from .recipes import load_recipe, parse_set
-from .speck.bias_removal import BiasSchedule, Distiller, layer_rates, rescale_weights
-from .speck.bn import absorb_bn, bias_parameters, calibrate_bn, has_bn, lock_bn, to_bias_free
+from .. import distributed as D
+from ..checkpoint import arch_kwargs_of, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+from ..errors import DataError, SpeckMttError
+from ..evaluate import eval_table, evaluate, save_eval
+from ..files import save_json, save_text
+from ..models import SpikingNet, build_model
+from ..models.neurons import set_floor
+from ..mtt.config import ConfigSampler
+from ..mtt.losses import make_loss
+from .bias_removal import BiasSchedule, Distiller, layer_rates, rescale_weights
+from .bn import absorb_bn, bias_parameters, calibrate_bn, has_bn, lock_bn, to_bias_free
 
 PHASES = ("base", "bias-removal")
 
@@ -130,8 +128,8 @@ def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, opti
 def load_frames(recipe: dict[str, Any], data_dir: str | None) -> tuple[str, Dataset, Dataset]:
     """Train/test frames at T_max through speck_mtt.data (a real dataset falls back to its -sim).
     Records the data's fingerprint in recipe["data"]["fingerprint"] (checked by --resume)."""
-    from .data import DATASETS, frame_dataset, resolve_dataset
-    from .data.datasets import fingerprint_of, open_source
+    from ..data import DATASETS, frame_dataset, resolve_dataset
+    from ..data.datasets import fingerprint_of, open_source
 
     d, t_max = recipe["data"], recipe["train"]["t_max"]
     data_dir = data_dir or d["data_dir"] or None
@@ -160,7 +158,7 @@ def check_input_shape(model: SpikingNet, frame_shape: list[int]) -> None:
                             f"{list(frame_shape)}; pick the recipe's model.arch for this dataset")
 
 
-NEURON_PARAMETERS = ("spike_threshold", "min_v_mem")  # sinabs registers these as parameters; SPEC fixes them
+NEURON_PARAMETERS = ("spike_threshold", "min_v_mem")  # sinabs registers these as parameters; they are fixed
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -449,7 +447,7 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
                "train_time_s": sum(m["epoch_time_s"] for m in metrics), "eval_absorbed": before}
     if info.is_main:
         save_eval(result, out / "eval")
-        from .plots import plot_accuracy_vs_t
+        from ..plots import plot_accuracy_vs_t
 
         plot_accuracy_vs_t({f"{recipe['name']} {ph.method} ({phase})": result}, out / "eval.png")
         save_checkpoint(checkpoint(ph.epochs, eval=result), final)
@@ -490,49 +488,3 @@ def _rates(rates: list[float]) -> str:
 
 def _fmt(res: dict[str, Any]) -> str:
     return " ".join(f"T{t} {100 * a:.2f}%" for t, a in zip(res["t"], res["accuracy"]))
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------
-
-def train_cmd(
-    recipe: Annotated[str, typer.Argument(help="Recipe name (nmnist, gesture, cifar10dvs) or path of a .toml.")],
-    method: Annotated[Optional[str], typer.Option(help="sdt | nmt | mtt | slt (for the phase being run).")] = None,
-    loss: Annotated[Optional[str], typer.Option(help="ce (time-mean output) | tet.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs of the phase being run.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (default runs/RECIPE-METHOD[-quick]).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt exactly.")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="CI-sized run: the recipe's quick section.")] = False,
-    data_dir: Annotated[Optional[str], typer.Option(help="Dataset folder (default $SPECK_MTT_DATA or ./data).")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Override the recipe's dataset (e.g. nmnist-sim).")] = None,
-    phase: Annotated[str, typer.Option(help="base | bias-removal (absorb BN, drop bias, fine-tune).")] = "base",
-    from_: Annotated[Optional[Path], typer.Option("--from", help="Base checkpoint for --phase bias-removal.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu | cuda (default: cuda when present).")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Recipe override section.key=value (repeatable).")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice; "
-                                                   "1 is often faster on a busy or small machine).")] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
-) -> None:
-    """Train a spiking network with MTT (or a baseline) and report its accuracy at every T."""
-    if threads is not None:
-        if threads < 1:
-            raise SpeckMttError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
-    overrides = parse_set(set_ or [])
-    section = "train" if phase == "base" else "bias_removal"
-    for key, value in (("method", method), ("epochs", epochs)):
-        if value is not None:
-            overrides.setdefault(section, {})[key] = value
-    if loss is not None:
-        overrides.setdefault("train", {})["loss"] = loss
-    if dataset is not None:
-        overrides.setdefault("data", {})["dataset"] = dataset
-    rec = load_recipe(recipe, quick=quick, overrides=overrides)
-    phase_settings(rec, phase)
-    out = out or default_out(rec, phase)
-    with output_lock(out):
-        summary = run(rec, out, phase=phase, from_ckpt=from_, resume=resume, device=device, data_dir=data_dir,
-                      progress=not json_)
-    if json_:
-        typer.echo(dumps_json(summary, indent=None))

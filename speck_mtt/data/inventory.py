@@ -1,26 +1,18 @@
-"""`speck-mtt data info|prepare`: what a dataset holds and where, and one-off generation/caching."""
+"""What a dataset holds and where: counts per split, statistics (beside the real recordings'), and
+one-off generation and frame caching (`speck-mtt data info|prepare` print these)."""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Any
 
-import typer
-
-from ..files import dumps_json
 from .datasets import SPLITS, event_dataset, missing_splits, open_source
-from .frames import frame_dataset
+from .frame_cache import frame_dataset
 from .functional.stats import distributions, ks_distance, summarize
-from .registry import DATASETS, REAL800, default_data_dir, get_info
+from .registry import REAL800, default_data_dir, get_info
 from .sim import GENERATORS, generator_spec
-
-app = typer.Typer(no_args_is_help=True, add_completion=False)
-
-NameArg = Annotated[str, typer.Argument(help=f"dataset: {', '.join(DATASETS)}")]
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="dataset root (default $SPECK_MTT_DATA or ./data)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print a machine-readable summary to stdout")]
 
 MAX_KS = 0.4  # largest two-sample KS distance per statistic before nmnist-sim counts as drifted from real
 # (generator version 3 reaches 0.37 at most on 200 test recordings, version 2 0.97: see README)
@@ -68,18 +60,8 @@ def _counts(name: str, data_dir: Path) -> dict | None:
     return counts
 
 
-@app.command("info")
-def info_cmd(
-    name: NameArg,
-    data_dir: DataDirOpt = None,
-    json_out: JsonOpt = False,
-    stats_samples: Annotated[Optional[int], typer.Option(min=2, help="recordings per set to measure statistics on "
-                                                         "(default: nmnist-sim 200, nmnist-real800 all)")] = None,
-    check: Annotated[bool, typer.Option("--check", help="exit 1 when nmnist-sim's statistics drift from "
-                                        f"{REAL800}'s (a KS distance over {MAX_KS})")] = False,
-) -> None:
-    """Counts per split, sensor, classes, recipe T and files of a dataset; statistics of nmnist-sim
-    (beside nmnist-real800's, with KS distances) and of nmnist-real800."""
+def dataset_summary(name: str, data_dir: Path | None, stats_samples: int | None) -> dict[str, Any]:
+    """Counts, sensor, classes, recipe T, files and (nmnist-sim, nmnist-real800) statistics of a dataset."""
     info = get_info(name)
     data_dir = data_dir or default_data_dir()
     counts = _counts(name, data_dir)
@@ -101,50 +83,10 @@ def info_cmd(
         summary["per_class"] = _per_class(name, data_dir)
         real = dataset_distributions(name, data_dir, stats_samples)
         summary["statistics"] = {"n_samples": len(real["events"]), "real": summarize(real)}
-    failed = [k for k, ok in summary.get("statistics", {}).get("checks", {}).items() if not ok]
-    if json_out:
-        typer.echo(dumps_json(summary))
-    else:
-        _print_info(summary, info)
-    if check and failed:
-        typer.echo(f"error: nmnist-sim drifted from {REAL800} in: {', '.join(failed)} (KS > {MAX_KS})", err=True)
-        raise typer.Exit(1)
+    return summary
 
 
-def _print_info(summary: dict, info) -> None:
-    name, counts = summary["name"], summary["counts"]
-    typer.echo(f"{name}: {info.description}")
-    typer.echo(f"  sensor {info.sensor_size}, {info.n_classes} classes, recipe T={info.default_frames}")
-    typer.echo(f"  files: {summary['layout']}")
-    if counts is None:
-        typer.echo(f"  not present; offline stand-in: {info.stand_in or 'none'}")
-    elif info.eval_only:
-        typer.echo(f"  {counts['test']} recordings, evaluation only; per class: "
-                   + ", ".join(f"{c}: {n}" for c, n in summary["per_class"].items()))
-    else:
-        typer.echo(f"  train {counts['train']}, test {counts['test']} recordings")
-    st = summary.get("statistics")
-    if st and "simulated" in st:
-        typer.echo(f"  statistics (mean +- std) of {st['n_samples']} simulated and {st['n_real']} {REAL800} "
-                   "recordings, two-sample KS distance:")
-        for key, real in st["real"].items():
-            sim = st["simulated"][key]
-            typer.echo(f"    {key:24s} sim {sim['mean']:9.3f} +- {sim['std']:8.3f}   real {real['mean']:9.3f} +- "
-                       f"{real['std']:8.3f}   KS {st['ks'][key]:.3f} {'ok' if st['checks'][key] else 'FAIL'}")
-    elif st:
-        typer.echo(f"  statistics over {st['n_samples']} recordings (mean +- std):")
-        for key, real in st["real"].items():
-            typer.echo(f"    {key:24s} {real['mean']:9.3f} +- {real['std']:8.3f}")
-
-
-@app.command("prepare")
-def prepare_cmd(
-    name: NameArg,
-    data_dir: DataDirOpt = None,
-    frames: Annotated[Optional[int], typer.Option(help="T of the frame cache (default: the recipe's T)")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="only this many recordings per split (quick runs)")] = None,
-    json_out: JsonOpt = False,
-) -> None:
+def prepare(name: str, data_dir: Path | None, frames: int | None, limit: int | None) -> dict[str, Any]:
     """Generate (built-in sets) or verify (real sets: every file is decoded) and build the frame cache."""
     info = get_info(name)
     data_dir = data_dir or default_data_dir()
@@ -156,9 +98,4 @@ def prepare_cmd(
         splits[split] = {"samples": len(ds), "frame_cache": str(ds.cache_dir), "seconds": round(time.perf_counter() - start, 2)}
     files = data_dir / (GENERATORS[name].folder if not info.real else info.layout.split("/")[1])
     summary = {"name": name, "files": str(files), "n_frames": n_frames, "splits": splits}
-    if json_out:
-        typer.echo(dumps_json(summary))
-        return
-    typer.echo(f"{name}: recordings under {files}")
-    for split, s in splits.items():
-        typer.echo(f"  {split}: {s['samples']} samples, frames T={n_frames} cached in {s['frame_cache']} ({s['seconds']} s)")
+    return summary

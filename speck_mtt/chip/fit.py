@@ -5,7 +5,7 @@ at the first structural problem, and the hardware limits (channels, map size, ke
 stride, pooling, fan-out) are only checked by the real samna when a configuration is validated.
 Here we collect every problem at once, offline, so the user learns all of them before touching a
 devkit: pre-conversion checks on the torch modules (what would make sinabs refuse the network),
-then post-conversion checks on sinabs' DynapcnnLayers against SPEC §5 and sinabs' own
+then post-conversion checks on sinabs' DynapcnnLayers against docs/design.md#speck2e-limits and sinabs' own
 constraint table (chips/dynapcnn.py get_constraints).
 """
 
@@ -170,7 +170,7 @@ class LayerGeometry:
 
 
 def check_layers(layers: Sequence[LayerGeometry], input_pool: int, capacity: Sequence[dict[str, int]]) -> list[FitProblem]:
-    """Hardware limits of SPEC §5 on the converted layers; capacity: sinabs' per-core table."""
+    """Hardware limits (docs/design.md#speck2e-limits) on the converted layers; capacity: sinabs' per-core table."""
     problems: list[FitProblem] = []
     if input_pool not in DVS_POOLS:
         problems.append(FitProblem("input (DVS layer)", "the input pooling", f"one of {DVS_POOLS}", str(input_pool),

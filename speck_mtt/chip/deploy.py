@@ -10,17 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import sinabs
 import torch
-import typer
 from sinabs.hooks import conv_connection_map
 
 from ..checkpoint import (DEFAULT_DATASET, load_checkpoint, meta_value, model_from_checkpoint, recipe_name_of,
                           save_checkpoint, t_max_of)
 from ..errors import SpeckMttError
-from ..files import dumps_json, output_lock, save_json, save_text, save_torch
+from ..files import save_json, save_text, save_torch
 from ..models.neurons import floor_of
 from .layout import Layout, layout_model
 
@@ -192,7 +191,7 @@ def layout_summary(layout: Layout, *, checkpoint: str | None = None, recipe: Any
     }
 
 
-def _num(value: float | None, digits: int = 0) -> str:
+def format_number(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
@@ -231,14 +230,14 @@ def render_report(summary: dict[str, Any]) -> str:
         lines.append(
             f"| {layer['index']} | {layer['name']} | {shapes} | {layer['kernel']} / {layer['stride'][0]} / "
             f"{layer['padding'][0]} | {core} | {kmem} | {nmem} | {layer['fan_out']} | "
-            f"{_num(layer['synops_per_sample'])} | {_num(layer['output_spikes_per_sample'], 1)} | "
+            f"{format_number(layer['synops_per_sample'])} | {format_number(layer['output_spikes_per_sample'], 1)} | "
             f"{layer['scale']:.4g} | {layer['threshold_high']:.0f} / {layer['threshold_low']:.0f} |")
     syn = summary["synops"]
     lines += [""]
     if syn["per_sample"] is not None:
         lines += [f"SynOps per average sample: {syn['per_sample']:,.0f} (torch forward of the float layout on "
                   f"{syn['samples']} test samples of {syn['dataset']} at T={syn['frames']}, "
-                  f"{_num(syn['input_events_per_sample'])} input events per sample)."]
+                  f"{format_number(syn['input_events_per_sample'])} input events per sample)."]
     else:
         lines += [syn.get("note") or "SynOps not estimated."]
     lines += ["", "How to read this:",
@@ -253,58 +252,3 @@ def render_report(summary: dict[str, Any]) -> str:
               "- SynOps: input events x the number of neurons each event reaches (kernel x output channels, "
               "less at borders)."]
     return "\n".join(lines) + "\n"
-
-
-def deploy_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Bias-free checkpoint written by `speck-mtt train` "
-                                                    "(run the bias-removal phase first), or a NIR graph "
-                                                    "(FILE.nir, from `speck-mtt export` or another tool).")],
-    out: Annotated[Path, typer.Option("--out", help="Directory for artifact.pt, layout.json, report.md, model.pt.")],
-    target: Annotated[Target, typer.Option("--target", help="speck2e: must fit the chip (cores assigned); "
-                                                            "sim: any size, for the event-driven simulator.")]
-    = Target.speck2e,
-    device: Annotated[Optional[str], typer.Option("--device", help="Also upload to this Speck2e devkit "
-                                                                   "(e.g. speck2edevkit:0); needs the real samna.")] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset for the SynOps estimate (default: "
-                                                                     "the checkpoint's).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Dataset root (default $SPECK_MTT_DATA "
-                                                                        "or ./data).")] = None,
-    samples: Annotated[int, typer.Option("--samples", min=0, help="Test samples for the SynOps estimate "
-                                                                  "(0: skip).")] = 8,
-    frames: Annotated[Optional[int], typer.Option("--frames", min=1, help="Time steps per sample for the "
-                                                                          "SynOps forward (default: the "
-                                                                          "checkpoint's T, else the dataset's "
-                                                                          "recipe T).")] = None,
-    floor: Annotated[Optional[float], typer.Option("--floor", help="Lower threshold of every spiking layer in "
-                                                   "thresholds, e.g. -8 (default: the floor the checkpoint was "
-                                                   "trained with).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print layout.json to stdout.")] = False,
-) -> None:
-    """Lay a checkpoint or NIR graph out for Speck2e (or the simulator); report cores, memory and SynOps."""
-    if device is not None and target != Target.speck2e:
-        raise SpeckMttError("--device uploads to a Speck2e devkit: use it with --target speck2e")
-    with output_lock(out):
-        summary = deploy(checkpoint, target.value, out, dataset=dataset, data_dir=data_dir, samples=samples,
-                         frames=frames, floor=floor)
-        if device is not None:
-            try:
-                from .devkit import deploy_to_devkit
-            except ImportError as exc:
-                raise SpeckMttError(f"devkit support is not available ({exc}); the layout is in {out}") from exc
-            deploy_to_devkit(Path(out), device)
-    if json_out:
-        typer.echo(dumps_json(summary))
-        return
-    verdict = "fits" if summary["fits_chip"] else "does NOT fit"
-    typer.echo(f"{summary['arch']} -> {summary['target']}: {verdict} {summary['chip']}; wrote {out}/"
-               "{artifact.pt,layout.json,report.md,model.pt}")
-    for layer in summary["layers"]:
-        mem = layer["memory"]
-        typer.echo(f"  layer {layer['index']} {layer['name']}: core {layer['core']}, kernel mem {mem['kernel']:,}, "
-                   f"neuron mem {mem['neuron']:,}, SynOps/sample {_num(layer['synops_per_sample'])}")
-    for problem in summary["fit_problems"]:
-        typer.echo(f"  not on {summary['chip']}: {problem}")
-    for note in summary.get("import_notes", []):
-        typer.echo(f"  NIR default: {note}")
-    if summary["synops"]["note"]:
-        typer.echo(f"  {summary['synops']['note']}")

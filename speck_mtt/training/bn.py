@@ -1,4 +1,4 @@
-"""BatchNorm for a Speck-ready network (SPEC §2 BN notes, §4 steps 2-3).
+"""BatchNorm for a Speck-ready network (docs/design.md#bn-procedure, steps 2-4).
 
 - calibrate_bn: MTT leaves running statistics wrong; recompute them as a cumulative average
   over ~10 training batches at uniform T_max, without gradients (nothing else changes).

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from speck_mtt.dynamic import (SpikeRecorder, accuracy_per_step, confidence, dynamic_report, early_exit,
-                               energy_at_t, render_dynamic, run_stepwise, threshold_sweep)
+from speck_mtt.analysis.early_exit import (accuracy_per_step, confidence, dynamic_report, early_exit, energy_at_t,
+                                           render_dynamic, run_stepwise, threshold_sweep)
+from speck_mtt.analysis.probe import SpikeRecorder
 from speck_mtt.models import build_model
 
 
@@ -144,12 +145,12 @@ def test_dynamic_cli_on_nmnist_sim(tmp_path):
     from typer.testing import CliRunner
 
     from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
-    from speck_mtt.dynamic import dynamic_cmd
+    from speck_mtt.commands.early_exit import early_exit_cmd
 
     save_checkpoint(make_checkpoint(active_nmnist_model(), {}, recipe={"data": {"dataset": "nmnist-sim"}}, t_max=3),
                     tmp_path / "model.pt")
     app = typer.Typer()
-    app.command()(dynamic_cmd)
+    app.command()(early_exit_cmd)
     res = CliRunner().invoke(app, [str(tmp_path / "model.pt"), "--data-dir", str(tmp_path / "data"), "--samples", "4",
                                    "--thresholds", "0.5,0.9", "--out", str(tmp_path / "out"), "--json"])
     assert res.exit_code == 0, res.output

@@ -4,7 +4,7 @@ Everything here works on numpy structured arrays so it is tested without hardwar
 module only turns DEVICE_EVENT rows into samna.speck2e.event.Spike objects (and samna output
 events back into OUTPUT_SPIKE / NEURON_VALUE rows) at the very edge.
 
-Input (SPEC §6): one Spike per input event, layer = the core of the first network layer,
+Input (docs/design.md#event-conventions): one Spike per input event, layer = the core of the first network layer,
 feature = polarity channel (0 when the network merges polarities), x/y after the input sum
 pooling that the DVS layer would do (x // pool, y // pool: sum pooling routes each event to one
 pooled pixel, so pooling in software is the same as pooling on chip), timestamps in us starting

@@ -36,13 +36,12 @@ from typing import Any
 
 import numpy as np
 
-import typer
 
 from ..errors import DeviceError, SpeckMttError
 from ..eventsim.network import load_artifact
 from .chip_events import NEURON_VALUE, OUTPUT_SPIKE, ChipIO, chip_io, count_spikes, membranes, neuron_addresses, \
     to_device_events
-from .recording import ChipRecorder, ChipRecording, file_hash
+from .recorder import ChipRecorder, ChipRecording, file_hash
 from .samna_guard import dynapcnn, require_real_samna
 
 DEVICE_KIND = "speck2edevkit"  # sinabs' name (io.device_types -> samna "Speck2eDevKit")
@@ -138,16 +137,6 @@ def find_devkit(device: str | None = None) -> str:
         raise DeviceError(f"no {device_id} found ({len(found)} Speck2e devkits connected; SynSense devices on USB: "
                           f"{_on_usb()}); {CONNECT_HINT}")
     return device_id
-
-
-def devices_cmd() -> None:
-    """List the Speck2e devkits connected now (exit 2 with one line when none is, or samna is missing)."""
-    found = connected_devkits()
-    if not found:
-        raise DeviceError(f"no Speck2e devkit is connected (SynSense devices on USB: {_on_usb()}); {CONNECT_HINT}")
-    for i, info in enumerate(found):
-        bus, address = _usb_key(info)
-        typer.echo(f"{DEVICE_KIND}:{i}\tserial {getattr(info, 'serial_number', '?')}\tusb bus {bus} address {address}")
 
 
 def rebuild_layout(deploy_dir: Path, artifact: dict[str, Any]):
@@ -441,7 +430,7 @@ def measure_on_devkit(deploy_dir: Path, dataset: str | Sequence[tuple[np.ndarray
                       quiet_ms: float = 100.0, timeout_s: float = 10.0, reset_settle_s: float = 1.0,
                       raw_events: bool = False, flush_every: int = 20,
                       progress: Callable[[int, int], None] | None = None) -> ChipRecording:
-    """Stream each sample to the devkit and record its output spike counts (SPEC §6).
+    """Stream each sample to the devkit and record its output spike counts (docs/design.md#event-conventions).
 
     dataset: a dataset name (event_dataset of `split`) or a sequence of (events, label).
     record: the .npz written as samples complete (default DEPLOY_DIR/recording-speck2e-<time>.npz);

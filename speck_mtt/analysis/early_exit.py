@@ -11,34 +11,24 @@ This is NOT the same as running the network at T = t frames (each frame then cov
 1/t of the whole recording): `energy_at_t` measures that fixed-T setting separately, for
 comparison.
 
-Energy proxy, from a torch forward of the SpikingNet (hooks, no chip):
-- spikes: output spikes of every sinabs IAFSqueeze layer (multi-spike counts);
-- SynOps: events arriving at every Conv2d/Linear times their fan-out (the number of target
-  neurons each input neuron reaches, sinabs.hooks.conv_connection_map; out_features for a
-  Linear). A preceding AvgPool2d(k) is counted as the chip's SumPool(k) (its input times
-  k*k), so the first layer's SynOps come from the input events, as in the simulator.
+Energy proxy, from a torch forward of the SpikingNet (analysis.probe.SpikeRecorder, no chip):
+spikes of every IF layer (multi-spike counts) and SynOps of every weight layer.
 Counts are exact per sample and time step for a uniform temporal configuration; between MTT
 stages of different T they are counted where they occur (before/after the TTM).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import numpy as np
-import sinabs.layers as sl
 import torch
-import typer
-from sinabs.hooks import conv_connection_map
-from torch import nn
 
-from .errors import SpeckMttError
-from .models import SpikingNet
-from .timegroups import resample_time
+from ..models import SpikingNet
+from ..timegroups import resample_time
+from .probe import SpikeRecorder, batches, check_input
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,101 +95,6 @@ def threshold_sweep(outputs: np.ndarray, labels: np.ndarray, thresholds: Sequenc
     return rows
 
 
-# ---------------------------------------------------------------------------------------------
-# Spike and SynOps recording on a SpikingNet forward
-# ---------------------------------------------------------------------------------------------
-
-def _layer_plan(model: SpikingNet) -> tuple[list[tuple[str, nn.Module, int]], list[tuple[str, nn.Module]]]:
-    """Weight layers with their block index and the sum-pool factor before them; IF layers."""
-    weights, neurons = [], []
-    for b, block in enumerate(model.blocks):
-        pool = 1
-        for i, layer in enumerate(block):
-            name = f"blocks.{b}.{i}"
-            if isinstance(layer, nn.AvgPool2d):
-                k = layer.kernel_size
-                pool *= k * k if isinstance(k, int) else k[0] * k[1]
-            elif isinstance(layer, (nn.Conv2d, nn.Linear)):
-                weights.append((name, layer, b, pool))
-                pool = 1
-            elif isinstance(layer, sl.IAFSqueeze):
-                neurons.append((name, layer, b))
-    return weights, neurons
-
-
-class SpikeRecorder:
-    """Context manager: per-sample, per-step spikes of every IAFSqueeze and SynOps of every
-    Conv2d/Linear during SpikingNet forwards. After a forward, `take(batch)` returns
-    (spikes, synops): lists (one per layer) of (B, T_layer) tensors, and clears the buffers.
-    """
-
-    def __init__(self, model: SpikingNet):
-        self.model = model
-        self.weights, self.neurons = _layer_plan(model)
-        self.weight_names = [w[0] for w in self.weights]
-        self.neuron_names = [n[0] for n in self.neurons]
-        self.weight_block = [w[2] for w in self.weights]
-        self.neuron_block = [n[2] for n in self.neurons]
-        self._fan: dict[int, torch.Tensor] = {}
-        self._spikes: list[torch.Tensor | None] = []
-        self._synops: list[torch.Tensor | None] = []
-        self._handles: list[Any] = []
-
-    def _fan_out(self, i: int, layer: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        fan = self._fan.get(i)
-        if fan is None or fan.shape != x.shape[1:]:
-            if isinstance(layer, nn.Conv2d):
-                fan = conv_connection_map(layer, x.shape[1:], y.shape[1:], x.device)[0]
-            else:
-                fan = torch.full(x.shape[1:], float(layer.out_features), device=x.device)
-            self._fan[i] = fan
-        return fan
-
-    def __enter__(self) -> SpikeRecorder:
-        self._spikes = [None] * len(self.neurons)
-        self._synops = [None] * len(self.weights)
-        for i, (_, layer, _, pool) in enumerate(self.weights):
-            def w_hook(module, args, output, i=i, pool=pool):
-                x = args[0].detach()
-                self._synops[i] = (x * pool * self._fan_out(i, module, x, output)).flatten(1).sum(1)
-            self._handles.append(layer.register_forward_hook(w_hook))
-        for i, (_, layer, _) in enumerate(self.neurons):
-            def n_hook(module, args, output, i=i):
-                self._spikes[i] = output.detach().flatten(1).sum(1)
-            self._handles.append(layer.register_forward_hook(n_hook))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    def take(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Per layer (B, T_layer): the last forward's counts, reshaped from sinabs' (B*T,) layout."""
-        def split(v: torch.Tensor | None) -> torch.Tensor:
-            if v is None:
-                raise SpeckMttError("no forward was recorded; run the model inside the recorder")
-            return v.reshape(batch, -1)
-        spikes, synops = [split(v) for v in self._spikes], [split(v) for v in self._synops]
-        self._spikes = [None] * len(self.neurons)
-        self._synops = [None] * len(self.weights)
-        return spikes, synops
-
-
-def _batches(dataset: torch.utils.data.Dataset, batch_size: int, limit: int | None):
-    n = len(dataset) if limit is None else min(limit, len(dataset))
-    if n == 0:
-        raise SpeckMttError("the dataset is empty; pass a split/limit with at least one sample")
-    sub = torch.utils.data.Subset(dataset, range(n))
-    return torch.utils.data.DataLoader(sub, batch_size=batch_size, shuffle=False)
-
-
-def _check_input(model: SpikingNet, frames: torch.Tensor) -> None:
-    if tuple(frames.shape[2:]) != tuple(model.input_shape):
-        raise SpeckMttError(f"frames of shape {tuple(frames.shape[2:])} do not fit {model.name}, which takes "
-                            f"{tuple(model.input_shape)}; use the dataset the model was trained on")
-
-
 @dataclass
 class StepwiseRun:
     """One forward at T_max per sample, read step by step (see the module docstring)."""
@@ -228,8 +123,8 @@ def run_stepwise(model: SpikingNet, dataset: torch.utils.data.Dataset, t_max: in
     model = model.to(device).eval()
     outs, labels, spikes, synops = [], [], [], []
     with SpikeRecorder(model) as rec:
-        for frames, label in _batches(dataset, batch_size, limit):
-            _check_input(model, frames)
+        for frames, label in batches(dataset, batch_size, limit):
+            check_input(model, frames)
             t = t_max or frames.shape[1]
             x = resample_time(frames.float().to(device), t, dim=1)
             y = model(x, [t] * model.n_stages())
@@ -253,8 +148,8 @@ def energy_at_t(model: SpikingNet, dataset: torch.utils.data.Dataset, ts: Sequen
         n, correct = 0, 0
         spikes = synops = None
         with SpikeRecorder(model) as rec:
-            for frames, label in _batches(dataset, batch_size, limit):
-                _check_input(model, frames)
+            for frames, label in batches(dataset, batch_size, limit):
+                check_input(model, frames)
                 x = resample_time(frames.float().to(device), int(t), dim=1)
                 y = model(x, [int(t)] * model.n_stages())
                 s, o = rec.take(len(frames))
@@ -308,66 +203,3 @@ def render_dynamic(report: dict[str, Any]) -> str:
         lines += [f"| {r['t']} | {100 * r['accuracy']:.2f} | {r['spikes_per_sample']:,.0f} | "
                   f"{r['synops_per_sample']:,.0f} |" for r in report["fixed_t"]]
     return "\n".join(lines) + "\n"
-
-
-def _parse_floats(text: str) -> list[float]:
-    try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise SpeckMttError(f"--thresholds {text!r}: give comma-separated numbers, e.g. 0.8,0.9,0.99") from exc
-    if not vals or any(not (0 < v <= 1) or math.isnan(v) for v in vals):
-        raise SpeckMttError(f"--thresholds {text!r}: each threshold must be in (0, 1]")
-    return vals
-
-
-def checkpoint_and_test_frames(checkpoint: Path, dataset: str | None = None, data_dir: Path | None = None,
-                               t_max: int | None = None, samples: int | None = None
-                               ) -> tuple[SpikingNet, torch.utils.data.Dataset, int, str]:
-    """The model of a `speck-mtt train` checkpoint and its test split as frames at T_max
-    (dataset and T_max from the checkpoint's recipe unless given)."""
-    from .checkpoint import dataset_of, load_checkpoint, model_from_checkpoint, t_max_of
-    from .data import frame_dataset, resolve_dataset
-
-    ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt, checkpoint)
-    name = dataset or dataset_of(ckpt)
-    if not name:
-        raise SpeckMttError(f"{checkpoint}: no dataset recorded in the checkpoint; pass --dataset")
-    t = t_max or t_max_of(ckpt)
-    if not t:
-        raise SpeckMttError(f"{checkpoint}: no T_max recorded in the checkpoint; pass --t-max")
-    name = resolve_dataset(name, data_dir)
-    return model, frame_dataset(name, "test", int(t), data_dir=data_dir, limit=samples), int(t), name
-
-
-def dynamic_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by `speck-mtt train`.")],
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset (default: the checkpoint's).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Dataset root (default $SPECK_MTT_DATA "
-                                                                        "or ./data).")] = None,
-    t_max: Annotated[Optional[int], typer.Option("--t-max", min=1, help="Frames of the one run read step by step "
-                                                                        "(default: the checkpoint's T_max).")] = None,
-    thresholds: Annotated[str, typer.Option("--thresholds", help="Comma-separated confidence thresholds.")]
-    = ",".join(map(str, DEFAULT_THRESHOLDS)),
-    temperature: Annotated[float, typer.Option("--temperature", min=1e-6, help="Softmax temperature of the "
-                                                                               "confidence.")] = 1.0,
-    samples: Annotated[Optional[int], typer.Option("--samples", min=1, help="Test samples (default: all).")] = None,
-    fixed_t: Annotated[bool, typer.Option("--fixed-t/--no-fixed-t", help="Also run at every fixed T "
-                                                                         "(energy proxy per T).")] = True,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write dynamic.json and dynamic.md here.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-) -> None:
-    """Early exit over time steps: accuracy vs mean T for a sweep of confidence thresholds, and
-    spikes/SynOps per sample for each T."""
-    from .files import dumps_json, save_json, save_text
-
-    ths = _parse_floats(thresholds)
-    model, data, t, name = checkpoint_and_test_frames(checkpoint, dataset, data_dir, t_max, samples)
-    report = dynamic_report(run_stepwise(model, data, t), ths, temperature)
-    report.update(checkpoint=str(checkpoint), dataset=name)
-    if fixed_t:
-        report["fixed_t"] = energy_at_t(model, data, range(1, t + 1))
-    if out is not None:
-        save_json(report, Path(out) / "dynamic.json")
-        save_text(render_dynamic(report), Path(out) / "dynamic.md")
-    typer.echo(dumps_json(report) if json_out else render_dynamic(report))

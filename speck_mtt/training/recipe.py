@@ -16,11 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import SpeckMttError
-from .models.neurons import DEFAULT_FLOOR, check_floor
-from .mtt.config import INPUT_STAGE_RULES, METHODS
-from .mtt.losses import LOSSES
-from .speck.bias_removal import RESCALE_MODES
+from ..errors import SpeckMttError
+from ..models.neurons import DEFAULT_FLOOR, check_floor
+from ..mtt.config import INPUT_STAGE_RULES, METHODS
+from ..mtt.losses import LOSSES
+from .bias_removal import RESCALE_MODES
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "none")

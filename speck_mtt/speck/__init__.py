@@ -1,1 +1,0 @@
-"""Speck preparation: BN absorption and bias removal, DynapCNN layout, the Speck2e devkit."""
