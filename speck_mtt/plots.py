@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-from .errors import SpeckMttError
 
 
 def plot_accuracy_vs_t(runs: Mapping[str, Mapping[str, Any]], path: Path, title: str = "accuracy vs T") -> Path:
@@ -35,17 +32,3 @@ def plot_accuracy_vs_t(runs: Mapping[str, Mapping[str, Any]], path: Path, title:
     finally:
         plt.close(fig)
     return path
-
-
-def load_eval(path: Path) -> dict[str, Any]:
-    """An eval.json written by `speck-mtt train` (or a run folder holding one)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "eval.json"
-    try:
-        res = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise SpeckMttError(f"{path}: cannot read an evaluation result ({exc})") from exc
-    if not isinstance(res, dict) or "t" not in res or "accuracy" not in res:
-        raise SpeckMttError(f"{path}: not an evaluation result (eval.json with 't' and 'accuracy')")
-    return res

@@ -129,3 +129,36 @@ def test_citation_check_can_fail():
     assert CITATION.findall("see SPEC §2")[0][2]
     assert CITATION.findall("see docs/design.md#neurons")[0][:2] == ("docs/design.md", "#neurons")
     assert "#ttm-grouping" in anchors(DESIGN) and "#nowhere" not in anchors(DESIGN)
+
+
+def _commands():
+    """(path, click command) of every `speck-mtt` leaf command."""
+    import typer
+
+    from speck_mtt.cli import app
+
+    def walk(cmd, path):
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                yield from walk(sub, f"{path} {name}")
+        else:
+            yield path, cmd
+
+    return list(walk(typer.main.get_command(app), "speck-mtt"))
+
+
+def test_commands_live_in_the_command_layer_and_share_their_options():
+    from typing import get_type_hints
+
+    from speck_mtt.commands import options
+
+    commands = _commands()
+    assert len(commands) >= 10
+    for path, cmd in commands:
+        assert cmd.callback.__module__.startswith("speck_mtt.commands."), f"{path}: defined in {cmd.callback.__module__}"
+        hints = get_type_hints(cmd.callback, include_extras=True)
+        flags = {opt: name for p in cmd.params for opt in p.opts for name in [p.name]}
+        for flag, shared in (("--data-dir", options.DataDir), ("--json", options.Json)):
+            if flag in flags:
+                assert hints[flags[flag]] == shared, f"{path}: {flag} is not the shared option of commands/options.py"

@@ -3,6 +3,7 @@
 import copy
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def base_run(tmp_path_factory):
 def test_a_shrinking_bias_run_records_its_schedule_and_ends_bias_free(base_run):
     d, data = base_run
     rec = tiny_recipe(epochs=1)
-    rec["bias_removal"].update(epochs=3, shrink_epochs=2, rescale="rate", distill=0.5)
+    rec = replace(rec, bias_removal=replace(rec.bias_removal, epochs=3, shrink_epochs=2, rescale="rate", distill=0.5))
     summary = run(rec, d / "all", phase="bias-removal", from_ckpt=d / "base/model.pt", datasets=data, progress=False)
     ck = load_checkpoint(d / "all/model.pt")
     assert [m["bias_scale"] for m in ck["metrics"]] == [0.5, 0.0, 0.0]

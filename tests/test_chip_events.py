@@ -8,7 +8,7 @@ import pytest
 from speck_mtt.errors import DataError, SpeckMttError
 from speck_mtt.eventsim import compile_artifact, prepare_events
 from speck_mtt.models import build_model
-from speck_mtt.chip.chip_events import (NEURON_VALUE, OUTPUT_SPIKE, as_tuples, chip_io, count_spikes, membranes,
+from speck_mtt.chip.chip_events import (NEURON_VALUE, OUTPUT_SPIKE, chip_io, count_spikes, membranes,
                                          neuron_address, neuron_addresses, remaining, to_device_events)
 from speck_mtt.chip.layout import layout_model
 from speck_mtt.chip.samna_guard import dynapcnn
@@ -57,7 +57,7 @@ def test_events_sorted_stably_rebased_and_routed(nmnist_artifact):
     io = chip_io(nmnist_artifact)
     ev = _events([(5, 6, 1, 1500), (1, 2, 0, 1000), (3, 4, 1, 1500), (7, 8, 0, 1200)])
     rows = to_device_events(ev, io)
-    assert as_tuples(rows) == [(io.input_core, 0, 1, 2, 0), (io.input_core, 0, 7, 8, 200),
+    assert [tuple(int(v) for v in row) for row in rows.tolist()] == [(io.input_core, 0, 1, 2, 0), (io.input_core, 0, 7, 8, 200),
                                (io.input_core, 1, 5, 6, 500), (io.input_core, 1, 3, 4, 500)]
 
 

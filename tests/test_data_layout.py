@@ -10,13 +10,14 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from speck_mtt.data import event_dataset, frame_dataset, resolve_dataset
 from speck_mtt.commands.data import app as data_app
+from speck_mtt.data import event_dataset, frame_dataset, resolve_dataset
 from speck_mtt.data.datasets import data_fingerprint
 from speck_mtt.data.functional.mnist_idx import real_sample_path
 from speck_mtt.errors import DataError, SpeckMttError
-from speck_mtt.training.recipe import load_recipe
 from speck_mtt.training.loop import load_frames, run
+from speck_mtt.training.recipe import load_recipe
+from test_train import crash_after
 
 
 def nmnist_copy(root, per_class: int = 1):
@@ -65,7 +66,7 @@ def test_an_empty_class_warns_in_data_info_and_stops_training(tmp_path):
     with pytest.raises(DataError, match=r"nmnist train: no recordings of class 3 .*data\.allow_empty_classes=true"):
         load_frames(recipe, str(tmp_path))
     allowed = load_recipe("nmnist", overrides={"train": {"t_max": 2}, "data": {"allow_empty_classes": True}})
-    _, train, _ = load_frames(allowed, str(tmp_path))
+    train = load_frames(allowed, str(tmp_path)).train
     assert len(train) == 9
 
 
@@ -118,7 +119,7 @@ def test_resume_on_other_data_is_refused(tmp_path):
                                                  "train": {"t_max": 2, "epochs": 2, "calib_batches": 1}})
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run(recipe(), tmp_path / "out", data_dir=str(a), progress=False, crash_after_epoch=1)
+        run(recipe(), tmp_path / "out", data_dir=str(a), progress=False, on_epoch=crash_after(1))
     with pytest.raises(SpeckMttError, match=r"last\.pt was trained on other data \(nmnist .*; now nmnist .*\); "
                                             "resume with the same --dataset, --data-dir and files"):
         run(recipe(), tmp_path / "out", data_dir=str(b), progress=False, resume=True)

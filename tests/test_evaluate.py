@@ -5,11 +5,10 @@ import json
 import pytest
 import torch
 
-from speck_mtt.errors import SpeckMttError
 from speck_mtt.evaluate import evaluate, save_eval
 from speck_mtt.models import build_model
 from speck_mtt.timegroups import resample_time
-from speck_mtt.plots import load_eval, plot_accuracy_vs_t
+from speck_mtt.plots import plot_accuracy_vs_t
 
 
 def test_evaluate_matches_manual_uniform_configs(tmp_path):
@@ -27,11 +26,6 @@ def test_evaluate_matches_manual_uniform_configs(tmp_path):
     assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] == res["accuracy"]
     lines = (tmp_path / "eval.csv").read_text().splitlines()
     assert lines[0] == "t,accuracy" and len(lines) == 4 and lines[2].startswith("3,")
-    png = plot_accuracy_vs_t({"a": res, "b": load_eval(tmp_path)}, tmp_path / "fig.png")
+    png = plot_accuracy_vs_t({"a": res, "b": json.loads((tmp_path / "eval.json").read_text())}, tmp_path / "fig.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-
-def test_load_eval_rejects_other_json(tmp_path):
-    (tmp_path / "eval.json").write_text('{"x": 1}')
-    with pytest.raises(SpeckMttError, match="not an evaluation result"):
-        load_eval(tmp_path)

@@ -9,18 +9,18 @@ from speck_mtt.training.recipe import builtin_recipes, load_recipe, parse_set
 def test_builtin_recipes_load_with_paper_defaults():
     assert builtin_recipes() == ["cifar10dvs", "gesture", "nmnist"]
     nm = load_recipe("nmnist")
-    assert (nm["train"]["t_max"], nm["train"]["method"], nm["data"]["augment"]) == (10, "mtt", False)
+    assert (nm.train.t_max, nm.train.method, nm.data.augment) == (10, "mtt", False)
     g = load_recipe("gesture")
-    assert (g["train"]["t_min"], g["train"]["t_max"], g["train"]["epochs"], g["train"]["lr"],
-            g["train"]["weight_decay"], g["train"]["optimizer"], g["bias_removal"]["epochs"]) == (1, 40, 100, 5e-4, 0.02, "adamw", 20)
+    assert (g.train.t_min, g.train.t_max, g.train.epochs, g.train.lr,
+            g.train.weight_decay, g.train.optimizer, g.bias_removal.epochs) == (1, 40, 100, 5e-4, 0.02, "adamw", 20)
     c = load_recipe("cifar10dvs")
-    assert (c["model"]["arch"], c["train"]["t_max"]) == ("vggsnn", 10)
+    assert (c.model.arch, c.train.t_max) == ("vggsnn", 10)
 
 
 def test_quick_profile_and_overrides():
     q = load_recipe("nmnist", quick=True, overrides=parse_set(["train.lr=5e-4", "train.method=sdt"]))
-    assert q["quick"] and q["data"]["limit_train"] > 0 and q["train"]["epochs"] <= 3
-    assert q["train"]["lr"] == 5e-4 and q["train"]["method"] == "sdt"
+    assert q.quick and q.data.limit_train > 0 and q.train.epochs <= 3
+    assert q.train.lr == 5e-4 and q.train.method == "sdt"
 
 
 def test_parse_set_values():

@@ -30,6 +30,14 @@ def tiny_frames(n, t=3, seed=0, nan=False):
     return TensorDataset(x, y)
 
 
+def crash_after(n):
+    """An epoch callback that simulates a crash once epoch n's last.pt is written."""
+    def on_epoch(epoch):
+        if epoch == n:
+            raise RuntimeError(f"simulated crash after epoch {epoch}")
+    return on_epoch
+
+
 def tiny_recipe(**train):
     rec = load_recipe("nmnist", overrides={
         "data": {"batch_size": 4}, "eval": {"batch_size": 16},
@@ -64,7 +72,7 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path):
     data = (tiny_frames(8), tiny_frames(4, seed=1))
     full = run(tiny_recipe(), tmp_path / "full", datasets=data, progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run(tiny_recipe(), tmp_path / "cut", datasets=data, progress=False, crash_after_epoch=1)
+        run(tiny_recipe(), tmp_path / "cut", datasets=data, progress=False, on_epoch=crash_after(1))
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1 and not (tmp_path / "cut" / "model.pt").exists()
     resumed = run(tiny_recipe(), tmp_path / "cut", datasets=data, progress=False, resume=True)
     a, b = _weights(tmp_path / "full" / "model.pt"), _weights(tmp_path / "cut" / "model.pt")
@@ -93,7 +101,7 @@ def test_existing_run_is_never_overwritten(tmp_path):
 def test_nan_loss_is_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
     good, test = tiny_frames(4), tiny_frames(4, seed=1)
     with pytest.raises(RuntimeError):
-        run(tiny_recipe(epochs=2), tmp_path, datasets=(good, test), progress=False, crash_after_epoch=1)
+        run(tiny_recipe(epochs=2), tmp_path, datasets=(good, test), progress=False, on_epoch=crash_after(1))
     last = (tmp_path / "last.pt").read_bytes()
     with pytest.raises(NonFiniteLoss, match=r"non-finite loss .* epoch 2.*last.pt keeps the finite weights of epoch 1"):
         run(tiny_recipe(epochs=2), tmp_path, datasets=(tiny_frames(4, nan=True), test), progress=False, resume=True)

@@ -101,11 +101,6 @@ def to_device_events(events: np.ndarray, io: ChipIO, where: str = "sample") -> n
     return out
 
 
-def as_tuples(rows: np.ndarray) -> list[tuple[int, ...]]:
-    """Rows as plain-int tuples in field order, e.g. (layer, feature, x, y, timestamp)."""
-    return [tuple(int(v) for v in row) for row in rows.tolist()]
-
-
 def count_spikes(spikes: np.ndarray, core: int, n_features: int) -> np.ndarray:
     """Spike count per feature (channel) of one core, summed over its map: (n_features,) int64."""
     sel = spikes["feature"][spikes["layer"] == core].astype(np.int64)

@@ -1,4 +1,4 @@
-"""`speck-mtt train`: base training (SDT/NMT/MTT/SLT) and the bias-removal phase, top to bottom.
+"""The training loop: base training (SDT/NMT/MTT/SLT) and the bias-removal phase, top to bottom.
 
     recipe -> data (frames at T_max) -> model -> optimizer -> [resume] -> epochs:
         each iteration: draw M temporal configurations; per draw forward + loss + backward
@@ -21,6 +21,7 @@ import itertools
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from ..mtt.config import ConfigSampler
 from ..mtt.losses import make_loss
 from .bias_removal import BiasSchedule, Distiller, layer_rates, rescale_weights
 from .bn import absorb_bn, bias_parameters, calibrate_bn, has_bn, lock_bn, to_bias_free
+from .recipe import Recipe
 
 PHASES = ("base", "bias-removal")
 
@@ -57,14 +59,13 @@ class PhaseSettings:
     lock_bn: bool
 
 
-def phase_settings(recipe: dict[str, Any], phase: str) -> PhaseSettings:
+def phase_settings(recipe: Recipe, phase: str) -> PhaseSettings:
     if phase not in PHASES:
         raise SpeckMttError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
-    tr = recipe["train"]
+    tr, br = recipe.train, recipe.bias_removal
     if phase == "base":
-        return PhaseSettings(phase, tr["method"], tr["epochs"], tr["lr"], tr["weight_decay"], tr["lock_bn"])
-    br = recipe["bias_removal"]
-    return PhaseSettings(phase, br["method"], br["epochs"], br["lr"], br["weight_decay"], True)
+        return PhaseSettings(phase, tr.method, tr.epochs, tr.lr, tr.weight_decay, tr.lock_bn)
+    return PhaseSettings(phase, br.method, br.epochs, br.lr, br.weight_decay, True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,37 +126,88 @@ def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, opti
 # Pieces of a run
 # ---------------------------------------------------------------------------------------------
 
-def load_frames(recipe: dict[str, Any], data_dir: str | None) -> tuple[str, Dataset, Dataset]:
-    """Train/test frames at T_max through speck_mtt.data (a real dataset falls back to its -sim).
-    Records the data's fingerprint in recipe["data"]["fingerprint"] (checked by --resume)."""
+@dataclass(frozen=True)
+class Frames:
+    """Train/test frames at T_max, and the facts about them a checkpoint records."""
+
+    train: Dataset
+    test: Dataset
+    frame_shape: list[int]
+    resolved: str | None = None  # the dataset read (a real name may have fallen back to its -sim)
+    fingerprint: str | None = None  # checked by --resume
+
+
+def load_frames(recipe: Recipe, data_dir: str | Path | None) -> Frames:
+    """Train/test frames at T_max through speck_mtt.data (a real dataset falls back to its -sim)."""
     from ..data import DATASETS, frame_dataset, resolve_dataset
     from ..data.datasets import fingerprint_of, open_source
 
-    d, t_max = recipe["data"], recipe["train"]["t_max"]
-    data_dir = data_dir or d["data_dir"] or None
-    name = resolve_dataset(d["dataset"], data_dir)
-    sources = [open_source(name, "train", data_dir, d["limit_train"] or None),
-               open_source(name, "test", data_dir, d["limit_test"] or None)]
+    d, t_max = recipe.data, recipe.train.t_max
+    data_dir = data_dir or d.data_dir or None
+    name = resolve_dataset(d.dataset, data_dir)
+    sources = [open_source(name, "train", data_dir, d.limit_train or None),
+               open_source(name, "test", data_dir, d.limit_test or None)]
     for source in sources:
-        if source.empty_classes and not d["allow_empty_classes"]:
+        if source.empty_classes and not d.allow_empty_classes:
             raise DataError(f"{name} {source.split}: no recordings of class {', '.join(source.empty_classes)} "
                             "(an empty class folder?); add them, or train anyway with "
                             "--set data.allow_empty_classes=true")
-    recipe["data"]["fingerprint"] = fingerprint_of(sources)
-    train = frame_dataset(name, "train", t_max, data_dir=data_dir, limit=d["limit_train"] or None,
-                          augment=d["augment"], roll_px=None if d["roll_px"] < 0 else d["roll_px"],
-                          keep_min=d["keep_min"])
-    test = frame_dataset(name, "test", t_max, data_dir=data_dir, limit=d["limit_test"] or None)
+    fingerprint = fingerprint_of(sources)
+    train = frame_dataset(name, "train", t_max, data_dir=data_dir, limit=d.limit_train or None, augment=d.augment,
+                          roll_px=None if d.roll_px < 0 else d.roll_px, keep_min=d.keep_min)
+    test = frame_dataset(name, "test", t_max, data_dir=data_dir, limit=d.limit_test or None)
     w, h, c = DATASETS[name].sensor_size
-    recipe["data"]["resolved"] = name
-    recipe["data"]["frame_shape"] = [c, h, w]
-    return name, train, test
+    return Frames(train, test, [c, h, w], name, fingerprint)
+
+
+def given_frames(train: Dataset, test: Dataset) -> Frames:
+    """Frames handed in by the caller (tests, benchmarks) instead of speck_mtt.data."""
+    return Frames(train, test, list(train[0][0].shape[1:]))
+
+
+def recipe_record(recipe: Recipe, frames: Frames) -> dict[str, Any]:
+    """The recipe as checkpoints store it, with the data facts (what was read, its fingerprint)."""
+    record = recipe.as_dict()
+    if frames.resolved is not None:
+        record["data"].update(fingerprint=frames.fingerprint, resolved=frames.resolved)
+    record["data"]["frame_shape"] = frames.frame_shape
+    return record
 
 
 def check_input_shape(model: SpikingNet, frame_shape: list[int]) -> None:
     if list(model.input_shape) != list(frame_shape):
         raise SpeckMttError(f"model {model.name} expects input {list(model.input_shape)} but the data frames are "
                             f"{list(frame_shape)}; pick the recipe's model.arch for this dataset")
+
+
+@dataclass
+class Setup:
+    """The network a phase trains, the arguments that rebuild it, and for bias removal the BN
+    model it came from (teacher, rate reference) and the biases absorption dropped."""
+
+    model: SpikingNet
+    arch_kwargs: dict[str, Any]
+    base: SpikingNet | None = None
+    dropped: list[torch.Tensor] | None = None
+
+
+def base_setup(recipe: Recipe) -> Setup:
+    arch_kwargs: dict[str, Any] = {"bn": recipe.model.bn, "floor": recipe.model.floor}
+    return Setup(build_model(recipe.model.arch, **arch_kwargs), arch_kwargs)
+
+
+def bias_removal_setup(recipe: Recipe, from_ckpt: Path, dev: torch.device) -> Setup:
+    """The base checkpoint with BN absorbed and the bias dropped, at the floor it will be deployed with."""
+    src = load_checkpoint(Path(from_ckpt))
+    if src["arch"] != recipe.model.arch:
+        raise SpeckMttError(f"{from_ckpt}: a {src['arch']} checkpoint, but recipe {recipe.name} trains "
+                            f"{recipe.model.arch}; pass the matching recipe or checkpoint")
+    model = model_from_checkpoint(src, from_ckpt)
+    base = copy.deepcopy(model).to(dev).eval()
+    arch_kwargs = {**arch_kwargs_of(src), "floor": recipe.model.floor}
+    set_floor(model, recipe.model.floor)  # fine-tune at the floor it will be deployed with
+    dropped = absorb_bn(model)  # drops the bias; BN stays as a locked identity
+    return Setup(model, arch_kwargs, base, dropped)
 
 
 NEURON_PARAMETERS = ("spike_threshold", "min_v_mem")  # sinabs registers these as parameters; they are fixed
@@ -166,67 +218,73 @@ def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith(NEURON_PARAMETERS)]
 
 
-def make_optimizer(recipe: dict[str, Any], ph: PhaseSettings, model: torch.nn.Module):
+def make_optimizer(recipe: Recipe, ph: PhaseSettings, model: torch.nn.Module):
     params = trainable_parameters(model)
-    name = recipe["train"]["optimizer"]
+    name = recipe.train.optimizer
     if name == "adamw":
         opt = torch.optim.AdamW(params, lr=ph.lr, weight_decay=ph.weight_decay)
     elif name == "adam":
         opt = torch.optim.Adam(params, lr=ph.lr, weight_decay=ph.weight_decay)
     else:
         opt = torch.optim.SGD(params, lr=ph.lr, momentum=0.9, weight_decay=ph.weight_decay)
-    if recipe["train"]["scheduler"] == "cosine":
+    if recipe.train.scheduler == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=ph.epochs)
     else:
         sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
     return opt, sched
 
 
-def fixed_t(recipe: dict[str, Any], epoch: int, epochs: int) -> int:
+def make_sampler(recipe: Recipe, ph: PhaseSettings, model: SpikingNet) -> ConfigSampler:
+    tr = recipe.train
+    return ConfigSampler(ph.method, model.n_stages(), tr.t_min, tr.t_max, t_input=tr.t_max, draws=tr.draws,
+                         input_stage=tr.input_stage, seed=tr.seed)
+
+
+def fixed_t(recipe: Recipe, epoch: int, epochs: int) -> int:
     """SDT's T this epoch: TIT trains at train.tit_t first and at the target T for the last tit_epochs."""
-    tr = recipe["train"]
-    target = tr["t_sdt"] or tr["t_max"]
-    if tr["tit_t"] and epoch < epochs - tr["tit_epochs"]:
-        return tr["tit_t"]
+    tr = recipe.train
+    target = tr.t_sdt or tr.t_max
+    if tr.tit_t and epoch < epochs - tr.tit_epochs:
+        return tr.tit_t
     return target
 
 
-def train_loader(ds: Dataset, recipe: dict[str, Any], epoch: int, info: D.DistInfo) -> DataLoader:
+def train_loader(ds: Dataset, recipe: Recipe, epoch: int, info: D.DistInfo) -> DataLoader:
     """Shuffled with a per-epoch seed (so a resumed epoch sees the same order)."""
-    seed = recipe["train"]["seed"]
+    seed = recipe.train.seed
     if info.enabled:
         sampler = DistributedSampler(ds, info.world_size, info.rank, shuffle=True, seed=seed)
         sampler.set_epoch(epoch)
     else:
         sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-    return DataLoader(ds, batch_size=recipe["data"]["batch_size"], sampler=sampler, num_workers=0)
+    return DataLoader(ds, batch_size=recipe.data.batch_size, sampler=sampler, num_workers=0)
 
 
-def eval_loader(ds: Dataset, recipe: dict[str, Any], info: D.DistInfo) -> DataLoader:
+def eval_loader(ds: Dataset, recipe: Recipe, info: D.DistInfo) -> DataLoader:
     part = Subset(ds, D.shard(len(ds), info)) if info.enabled else ds
-    return DataLoader(part, batch_size=recipe["eval"]["batch_size"], shuffle=False, num_workers=0)
+    return DataLoader(part, batch_size=recipe.eval.batch_size, shuffle=False, num_workers=0)
 
 
-def needs_calibration(model: SpikingNet, recipe: dict[str, Any], ph: PhaseSettings) -> bool:
+def needs_calibration(model: SpikingNet, recipe: Recipe, ph: PhaseSettings) -> bool:
     """MTT/NMT/SLT leave BN running statistics wrong: recompute them unless BN is locked."""
-    return ph.name == "base" and has_bn(model) and recipe["train"]["calib_batches"] > 0 and not ph.lock_bn
+    return ph.name == "base" and has_bn(model) and recipe.train.calib_batches > 0 and not ph.lock_bn
 
 
-def calibration_batches(ds: Dataset, recipe: dict[str, Any], epoch: int, info: D.DistInfo):
+def calibration_batches(ds: Dataset, recipe: Recipe, epoch: int, info: D.DistInfo):
     """Training inputs in a fixed order (seeded by epoch, independent of the global RNG)."""
     return (x for x, _ in train_loader(ds, recipe, epoch, info))
 
 
-def probe_batches(ds: Dataset, recipe: dict[str, Any], info: D.DistInfo, device: torch.device) -> list[torch.Tensor]:
+def probe_batches(ds: Dataset, recipe: Recipe, info: D.DistInfo, device: torch.device) -> list[torch.Tensor]:
     """A few training inputs in a fixed order for per-layer statistics (global RNG untouched)."""
     state = torch.get_rng_state()
-    n = recipe["bias_removal"]["probe_batches"]
+    n = recipe.bias_removal.probe_batches
     batches = [x.to(device) for x in itertools.islice(calibration_batches(ds, recipe, 20_000, info), n)]
     torch.set_rng_state(state)
     return batches
 
 
-def epoch_eval_model(model: SpikingNet, recipe: dict[str, Any], ph: PhaseSettings, ds: Dataset, epoch: int,
+def epoch_eval_model(model: SpikingNet, recipe: Recipe, ph: PhaseSettings, ds: Dataset, epoch: int,
                      info: D.DistInfo, device: torch.device) -> SpikingNet:
     """The model as it would be if training stopped now: a BN-calibrated copy where needed, so the
     per-epoch accuracy is not spoiled by the running statistics MTT leaves behind."""
@@ -234,10 +292,16 @@ def epoch_eval_model(model: SpikingNet, recipe: dict[str, Any], ph: PhaseSetting
         return model
     state = torch.get_rng_state()  # augmentation draws must not shift the training RNG stream
     copy_ = copy.deepcopy(model)
-    calibrate_bn(copy_, calibration_batches(ds, recipe, 10_000 + epoch, info), recipe["train"]["t_max"],
-                 recipe["train"]["calib_batches"], device)
+    calibrate_bn(copy_, calibration_batches(ds, recipe, 10_000 + epoch, info), recipe.train.t_max,
+                 recipe.train.calib_batches, device)
     torch.set_rng_state(state)
     return copy_
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def rng_state() -> dict[str, Any]:
@@ -264,11 +328,36 @@ def metrics_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def default_out(recipe: dict[str, Any], phase: str) -> Path:
-    parts = [recipe["name"], recipe["train"]["method"] if phase == "base" else recipe["bias_removal"]["method"]]
-    parts += ["quick"] if recipe["quick"] else []
+def default_out(recipe: Recipe, phase: str) -> Path:
+    parts = [recipe.name, recipe.train.method if phase == "base" else recipe.bias_removal.method]
+    parts += ["quick"] if recipe.quick else []
     parts += ["bias-removal"] if phase == "bias-removal" else []
     return Path("runs") / "-".join(parts)
+
+
+def check_out_folder(out: Path, phase: str, from_ckpt: Path | None, resume: bool) -> None:
+    """Refuse before anything is written: a bias-removal run without its base, a resume without a
+    last.pt, a fresh run into a folder that holds one."""
+    last, final = out / "last.pt", out / "model.pt"
+    if phase == "bias-removal" and from_ckpt is None:
+        raise SpeckMttError("--phase bias-removal needs --from CHECKPOINT (the base model.pt)")
+    if resume and not last.is_file():
+        raise SpeckMttError(f"--resume: {last} does not exist; start without --resume")
+    if not resume and (last.exists() or final.exists()):
+        raise SpeckMttError(f"{out} already holds a run (last.pt/model.pt); pass --resume or another --out")
+
+
+def resumable(last: Path, phase: str, record: dict[str, Any], model: SpikingNet) -> dict[str, Any]:
+    """last.pt, if it was written by this recipe, phase and architecture on the same data."""
+    ck = load_checkpoint(last)
+    if ck.get("phase") != phase or ck.get("recipe", {}).get("train") != record["train"] or ck["arch"] != model.name:
+        raise SpeckMttError(f"{last} was written by another recipe/phase; resume with the same recipe, "
+                            "--set overrides and --phase, or use another --out")
+    was, now = ck.get("recipe", {}).get("data", {}).get("fingerprint"), record["data"].get("fingerprint")
+    if was and now and was != now:
+        raise SpeckMttError(f"{last} was trained on other data ({was}; now {now}); resume with the same "
+                            "--dataset, --data-dir and files, or start afresh in another --out")
+    return ck
 
 
 def _progress_factory(enabled: bool):
@@ -286,86 +375,53 @@ def _progress_factory(enabled: bool):
 # The run
 # ---------------------------------------------------------------------------------------------
 
-def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path | None = None,
-        resume: bool = False, device: str | None = None, data_dir: str | None = None,
+def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None = None,
+        resume: bool = False, device: str | None = None, data_dir: str | Path | None = None,
         datasets: tuple[Dataset, Dataset] | None = None, progress: bool = True,
-        crash_after_epoch: int | None = None) -> dict[str, Any]:
+        on_epoch: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train one phase into `out`; returns the summary (also what --json prints).
 
     datasets: (train, test) frame datasets at T_max to use instead of speck_mtt.data (tests).
-    crash_after_epoch: raise after writing that epoch's checkpoint (tests simulate a crash).
+    on_epoch: called with the epoch number (1-based) once that epoch's last.pt is written.
     """
     ph = phase_settings(recipe, phase)
-    tr = recipe["train"]
+    tr = recipe.train
     out = Path(out)
     last, final = out / "last.pt", out / "model.pt"
-    if phase == "bias-removal" and from_ckpt is None:
-        raise SpeckMttError("--phase bias-removal needs --from CHECKPOINT (the base model.pt)")
-    if resume and not last.is_file():
-        raise SpeckMttError(f"--resume: {last} does not exist; start without --resume")
-    if not resume and (last.exists() or final.exists()):
-        raise SpeckMttError(f"{out} already holds a run (last.pt/model.pt); pass --resume or another --out")
+    check_out_folder(out, phase, from_ckpt, resume)
     info, dev = D.init_distributed(D.resolve_device(device))
     say = (lambda *a: print(*a, file=sys.stderr)) if info.is_main else (lambda *a: None)
-    torch.manual_seed(tr["seed"])
-    random.seed(tr["seed"])
-    np.random.seed(tr["seed"])
+    seed_everything(tr.seed)
 
-    # --- data ---
-    if datasets is None:
-        _, train_ds, test_ds = load_frames(recipe, data_dir)
-    else:
-        train_ds, test_ds = datasets
-        recipe["data"]["frame_shape"] = list(train_ds[0][0].shape[1:])
-
-    # --- model ---
-    before: dict[str, Any] | None = None
-    base: SpikingNet | None = None  # the BN model a bias-removal run starts from
-    if phase == "base":
-        arch_kwargs: dict[str, Any] = {"bn": recipe["model"]["bn"], "floor": recipe["model"]["floor"]}
-        model = build_model(recipe["model"]["arch"], **arch_kwargs)
-    else:
-        src = load_checkpoint(Path(from_ckpt))
-        if src["arch"] != recipe["model"]["arch"]:
-            raise SpeckMttError(f"{from_ckpt}: a {src['arch']} checkpoint, but recipe {recipe['name']} trains "
-                                f"{recipe['model']['arch']}; pass the matching recipe or checkpoint")
-        model = model_from_checkpoint(src, from_ckpt)
-        base = copy.deepcopy(model).to(dev).eval()
-        arch_kwargs = {**arch_kwargs_of(src), "floor": recipe["model"]["floor"]}
-        set_floor(model, recipe["model"]["floor"])  # fine-tune at the floor it will be deployed with
-        dropped = absorb_bn(model)  # drops the bias; BN stays as a locked identity
-    model.granularity = recipe["model"]["granularity"]
-    check_input_shape(model, recipe["data"]["frame_shape"])
+    # --- data and model ---
+    frames = load_frames(recipe, data_dir) if datasets is None else given_frames(*datasets)
+    record = recipe_record(recipe, frames)
+    setup = base_setup(recipe) if phase == "base" else bias_removal_setup(recipe, from_ckpt, dev)
+    model, arch_kwargs, base = setup.model, setup.arch_kwargs, setup.base
+    model.granularity = recipe.model.granularity
+    check_input_shape(model, frames.frame_shape)
     model.to(dev)
     D.broadcast_model(model, info)
-    if phase == "bias-removal" and bias_parameters(model):
+    if base is not None and bias_parameters(model):
         raise SpeckMttError(f"trainable bias parameters remain after absorption: {bias_parameters(model)}")
 
-    loss_fn = make_loss(tr["loss"], tr["tet_lambda"])
+    loss_fn = make_loss(tr.loss, tr.tet_lambda)
     optimizer, scheduler = make_optimizer(recipe, ph, model)
-    sampler = ConfigSampler(ph.method, model.n_stages(), tr["t_min"], tr["t_max"], t_input=tr["t_max"],
-                            draws=tr["draws"], input_stage=tr["input_stage"], seed=tr["seed"])
-    epoch_ts = recipe["eval"]["epoch_ts"] or sorted({tr["t_min"], tr["t_max"]})
-    test_loader = eval_loader(test_ds, recipe, info)
+    sampler = make_sampler(recipe, ph, model)
+    epoch_ts = list(recipe.eval.epoch_ts) or sorted({tr.t_min, tr.t_max})
+    test_loader = eval_loader(frames.test, recipe, info)
     metrics: list[dict[str, Any]] = []
     start = 0
-
-    br = recipe["bias_removal"]
-    schedule = BiasSchedule(model, dropped, br["shrink_epochs"]) if base is not None and br["shrink_epochs"] else None
-    distill = Distiller(base, tr["t_max"], br["distill"]) if base is not None and br["distill"] > 0 else None
-    if phase == "bias-removal" and not resume:
-        before = start_bias_free(model, base, recipe, train_ds, test_loader, epoch_ts, info, dev, say)
+    br = recipe.bias_removal
+    schedule = BiasSchedule(model, setup.dropped, br.shrink_epochs) if base is not None and br.shrink_epochs else None
+    distill = Distiller(base, tr.t_max, br.distill) if base is not None and br.distill > 0 else None
+    before: dict[str, Any] | None = None  # the bias-free model's accuracy before fine-tuning
+    if base is not None and not resume:
+        before = start_bias_free(model, base, recipe, frames.train, test_loader, epoch_ts, info, dev, say)
 
     # --- resume ---
     if resume:
-        ck = load_checkpoint(last)
-        if ck.get("phase") != phase or ck.get("recipe", {}).get("train") != tr or ck["arch"] != model.name:
-            raise SpeckMttError(f"{last} was written by another recipe/phase; resume with the same recipe, "
-                                "--set overrides and --phase, or use another --out")
-        was, now = ck.get("recipe", {}).get("data", {}).get("fingerprint"), recipe["data"].get("fingerprint")
-        if was and now and was != now:
-            raise SpeckMttError(f"{last} was trained on other data ({was}; now {now}); resume with the same "
-                                "--dataset, --data-dir and files, or start afresh in another --out")
+        ck = resumable(last, phase, record, model)
         model.load_state_dict(ck["model"], strict=False)
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
@@ -375,8 +431,8 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
         say(f"resuming {out} after epoch {start}")
 
     def checkpoint(epoch: int, **extra: Any) -> dict[str, Any]:
-        return make_checkpoint(model, arch_kwargs, recipe=recipe, method=ph.method, loss=tr["loss"],
-                               t_min=tr["t_min"], t_max=tr["t_max"], phase=phase, epoch=epoch,
+        return make_checkpoint(model, arch_kwargs, recipe=record, method=ph.method, loss=tr.loss,
+                               t_min=tr.t_min, t_max=tr.t_max, phase=phase, epoch=epoch,
                                granularity=model.granularity, metrics=metrics, eval_absorbed=before, **extra)
 
     # --- epochs ---
@@ -386,7 +442,7 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
     for epoch in range(start, ph.epochs):
         sampler.t_fixed = fixed_t(recipe, epoch, ph.epochs)
         bias_scale = schedule.set_epoch(epoch) if schedule is not None else None
-        loader = train_loader(train_ds, recipe, epoch, info)
+        loader = train_loader(frames.train, recipe, epoch, info)
         t0 = time.perf_counter()
         tick = None
         if bar is not None:
@@ -404,7 +460,7 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
                                 f"(--set {lr_key}=..., now {ph.lr:g})") from None
         scheduler.step()
         epoch_time = time.perf_counter() - t0
-        quick = evaluate(epoch_eval_model(model, recipe, ph, train_ds, epoch, info, dev), test_loader, epoch_ts,
+        quick = evaluate(epoch_eval_model(model, recipe, ph, frames.train, epoch, info, dev), test_loader, epoch_ts,
                          dev, reduce=lambda t: D.allreduce_sum(t, info))
         row = {"epoch": epoch + 1, **stats, "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": epoch_time,
                **{f"test_acc_t{t}": a for t, a in zip(quick["t"], quick["accuracy"])},
@@ -419,52 +475,52 @@ def run(recipe: dict[str, Any], out: Path, phase: str = "base", from_ckpt: Path 
                                        scheduler=scheduler.state_dict(), rng=rng_state(),
                                        config_generator=sampler.state_dict()), last)
         D.barrier(info)
-        if crash_after_epoch is not None and epoch + 1 == crash_after_epoch:
-            raise RuntimeError(f"simulated crash after epoch {epoch + 1}")
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
     if bar is not None:
         bar.stop()
 
     # --- after training: BN statistics or a bias-free model ---
     if needs_calibration(model, recipe, ph):
-        n = calibrate_bn(model, calibration_batches(train_ds, recipe, ph.epochs, info), tr["t_max"],
-                         tr["calib_batches"], dev)
-        say(f"BN calibrated on {n} training batches at uniform T={tr['t_max']}")
-    if phase == "bias-removal":
+        n = calibrate_bn(model, calibration_batches(frames.train, recipe, ph.epochs, info), tr.t_max,
+                         tr.calib_batches, dev)
+        say(f"BN calibrated on {n} training batches at uniform T={tr.t_max}")
+    if base is not None:
         model, arch_kwargs = to_bias_free(model.cpu(), arch_kwargs)
-        model.granularity = recipe["model"]["granularity"]
+        model.granularity = recipe.model.granularity
         model.to(dev)
         if before is not None and "layer_rates" in before:
-            before["layer_rates"]["fine_tuned"] = layer_rates(model, probe_batches(train_ds, recipe, info, dev),
-                                                              tr["t_max"])
+            before["layer_rates"]["fine_tuned"] = layer_rates(model, probe_batches(frames.train, recipe, info, dev),
+                                                              tr.t_max)
             say(f"firing rates per layer after the fine-tune: {_rates(before['layer_rates']['fine_tuned'])}")
 
     # --- accuracy at every T ---
-    ts = recipe["eval"]["ts"] or list(range(1, tr["t_max"] + 1))
+    ts = list(recipe.eval.ts) or list(range(1, tr.t_max + 1))
     result = evaluate(model, test_loader, ts, dev, reduce=lambda t: D.allreduce_sum(t, info))
-    result.update(method=ph.method, phase=phase, recipe=recipe["name"], dataset=recipe["data"].get("resolved"))
-    summary = {"out": str(out), "phase": phase, "method": ph.method, "loss": tr["loss"], "epochs": ph.epochs,
+    result.update(method=ph.method, phase=phase, recipe=recipe.name, dataset=frames.resolved)
+    summary = {"out": str(out), "phase": phase, "method": ph.method, "loss": tr.loss, "epochs": ph.epochs,
                "arch": model.name, "arch_kwargs": arch_kwargs, "eval": result,
                "train_time_s": sum(m["epoch_time_s"] for m in metrics), "eval_absorbed": before}
     if info.is_main:
         save_eval(result, out / "eval")
         from ..plots import plot_accuracy_vs_t
 
-        plot_accuracy_vs_t({f"{recipe['name']} {ph.method} ({phase})": result}, out / "eval.png")
+        plot_accuracy_vs_t({f"{recipe.name} {ph.method} ({phase})": result}, out / "eval.png")
         save_checkpoint(checkpoint(ph.epochs, eval=result), final)
         from rich.console import Console
 
-        Console(stderr=True).print(eval_table(result, f"{recipe['name']} {ph.method} {phase}"))
+        Console(stderr=True).print(eval_table(result, f"{recipe.name} {ph.method} {phase}"))
         say(f"model: {final}")
     D.barrier(info)
     D.shutdown(info)
     return summary
 
 
-def start_bias_free(model: SpikingNet, base: SpikingNet, recipe: dict[str, Any], train_ds: Dataset,
+def start_bias_free(model: SpikingNet, base: SpikingNet, recipe: Recipe, train_ds: Dataset,
                     test_loader, epoch_ts: list[int], info: D.DistInfo, dev: torch.device, say) -> dict[str, Any]:
     """After absorption: per-layer firing rates of the BN model and of the bias-dropped one, the
     optional rescaling, and the accuracy before fine-tuning (kept in the checkpoints as eval_absorbed)."""
-    t_max, mode = recipe["train"]["t_max"], recipe["bias_removal"]["rescale"]
+    t_max, mode = recipe.train.t_max, recipe.bias_removal.rescale
     probe = probe_batches(train_ds, recipe, info, dev)
     rates = {"bn": layer_rates(base, probe, t_max), "dropped": layer_rates(model, probe, t_max)}
     reduce = lambda t: D.allreduce_sum(t, info)  # noqa: E731

@@ -1,10 +1,11 @@
 """Training recipes: TOML files (speck_mtt/recipes/*.toml or a path) over one schema of defaults.
 
 A recipe has sections data, model, train, bias_removal, eval, and an optional [quick] holding
-overrides for CI-sized runs (--quick). Every key must exist in SCHEMA with a value of the
-right type (floats finite: nan/inf are refused); anything else (an unknown key, an impossible T
-range, a negative weight decay or batch count) is a one-line SpeckMttError
-raised before a run writes anything.
+overrides for CI-sized runs (--quick). The section dataclasses below are the schema: every key
+must be one of their fields with a value of the field's default's type (floats finite: nan/inf
+are refused); anything else (an unknown key, an impossible T range, a negative weight decay or
+batch count) is a one-line SpeckMttError raised before a run writes anything. A loaded recipe is
+a frozen Recipe; its as_dict() is what checkpoints store.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import tomllib
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,61 +27,100 @@ from .bias_removal import RESCALE_MODES
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "none")
 
-# The defaults of every key (their types are the schema); recipes override them.
+
+@dataclass(frozen=True)
+class DataSettings:
+    dataset: str = "nmnist"            # a name of speck_mtt.data.DATASETS (real falls back to its -sim)
+    data_dir: str = ""                 # "" = $SPECK_MTT_DATA or ./data
+    batch_size: int = 64
+    limit_train: int = 0               # 0 = every training sample; else a fixed-seed subset
+    limit_test: int = 0
+    augment: bool = False              # the training split only: the dataset's flip and roll, plus the two below
+    roll_px: int = -1                  # roll by up to +-roll_px in x and y; -1: the dataset's own (registry)
+    keep_min: float = 1.0              # keep a fraction U(keep_min, 1) of each recording's events (1: no thinning)
+    allow_empty_classes: bool = False  # train even when a class folder holds no recording
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    arch: str = "nmnist_3c1fc"
+    bn: bool = True                    # base training with BN; the bias-removal phase absorbs it
+    granularity: int = 1               # blocks per MTT stage
+    floor: float = DEFAULT_FLOOR       # neurons' lower clamp in thresholds: training, layout and chip alike
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    method: str = "mtt"                # sdt | nmt | mtt | slt
+    loss: str = "ce"                   # ce | tet
+    tet_lambda: float = 1e-3
+    t_min: int = 1
+    t_max: int = 10                    # frames of the data; evaluation runs T = 1..t_max
+    t_sdt: int = 0                     # SDT's fixed T (0 = t_max)
+    draws: int = 3                     # M: configurations per optimizer step (mtt, nmt)
+    input_stage: str = "keep"          # keep: stage 1 runs at the input frames (event data); draw: random
+    epochs: int = 20
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"
+    seed: int = 0
+    lock_bn: bool = False              # BN in eval mode while training (fine-tuning a trained model)
+    calib_batches: int = 10            # BN calibration after training at uniform T_max (0 = off)
+    tit_t: int = 0                     # TIT: SDT at this small T first (0 = off) ...
+    tit_epochs: int = 0                # ... then this many final epochs at the target T
+
+
+@dataclass(frozen=True)
+class BiasRemovalSettings:
+    method: str = "mtt"                # mtt, or sdt for the baseline
+    epochs: int = 20
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    shrink_epochs: int = 0             # K > 0: the dropped bias shrinks linearly to exactly 0 over K epochs
+    rescale: str = "none"              # none | rate | percentile: per-layer weight scale matching the BN model
+    distill: float = 0.0               # weight of KL(BN base model || network) on time-mean outputs (0 = off)
+    probe_batches: int = 4             # training batches for the per-layer rates and the rescaling
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    ts: tuple[int, ...] = ()           # T to evaluate at the end; () = 1..t_max
+    epoch_ts: tuple[int, ...] = ()     # T evaluated after every epoch; () = (t_min, t_max)
+    batch_size: int = 128
+
+
+SECTIONS = {"data": DataSettings, "model": ModelSettings, "train": TrainSettings,
+            "bias_removal": BiasRemovalSettings, "eval": EvalSettings}
+# The defaults of every key (their types are the schema), as plain values (lists, not tuples).
 SCHEMA: dict[str, dict[str, Any]] = {
-    "data": {
-        "dataset": "nmnist",       # a name of speck_mtt.data.DATASETS (real falls back to its -sim)
-        "data_dir": "",            # "" = $SPECK_MTT_DATA or ./data
-        "batch_size": 64,
-        "limit_train": 0,          # 0 = every training sample; else a fixed-seed subset
-        "limit_test": 0,
-        "augment": False,          # the training split only: the dataset's flip and roll, plus the two below
-        "roll_px": -1,             # roll by up to +-roll_px in x and y; -1: the dataset's own (registry)
-        "keep_min": 1.0,           # keep a fraction U(keep_min, 1) of each recording's events (1: no thinning)
-        "allow_empty_classes": False,  # train even when a class folder holds no recording
-    },
-    "model": {
-        "arch": "nmnist_3c1fc",
-        "bn": True,                # base training with BN; the bias-removal phase absorbs it
-        "granularity": 1,          # blocks per MTT stage
-        "floor": DEFAULT_FLOOR,    # neurons' lower clamp in thresholds: training, layout and chip alike
-    },
-    "train": {
-        "method": "mtt",           # sdt | nmt | mtt | slt
-        "loss": "ce",              # ce | tet
-        "tet_lambda": 1e-3,
-        "t_min": 1,
-        "t_max": 10,               # frames of the data; evaluation runs T = 1..t_max
-        "t_sdt": 0,                # SDT's fixed T (0 = t_max)
-        "draws": 3,                # M: configurations per optimizer step (mtt, nmt)
-        "input_stage": "keep",     # keep: stage 1 runs at the input frames (event data); draw: random
-        "epochs": 20,
-        "optimizer": "adamw",
-        "lr": 1e-3,
-        "weight_decay": 0.0,
-        "scheduler": "cosine",
-        "seed": 0,
-        "lock_bn": False,          # BN in eval mode while training (fine-tuning a trained model)
-        "calib_batches": 10,       # BN calibration after training at uniform T_max (0 = off)
-        "tit_t": 0,                # TIT: SDT at this small T first (0 = off) ...
-        "tit_epochs": 0,           # ... then this many final epochs at the target T
-    },
-    "bias_removal": {
-        "method": "mtt",           # mtt, or sdt for the baseline
-        "epochs": 20,
-        "lr": 1e-4,
-        "weight_decay": 0.0,
-        "shrink_epochs": 0,        # K > 0: the dropped bias shrinks linearly to exactly 0 over K epochs
-        "rescale": "none",         # none | rate | percentile: per-layer weight scale matching the BN model
-        "distill": 0.0,            # weight of KL(BN base model || network) on time-mean outputs (0 = off)
-        "probe_batches": 4,        # training batches for the per-layer rates and the rescaling
-    },
-    "eval": {
-        "ts": [],                  # T to evaluate at the end; [] = 1..t_max
-        "epoch_ts": [],            # T evaluated after every epoch; [] = [t_min, t_max]
-        "batch_size": 128,
-    },
-}
+    name: {f.name: list(f.default) if isinstance(f.default, tuple) else f.default for f in fields(cls)}
+    for name, cls in SECTIONS.items()}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated recipe: its name, whether it is the --quick variant, and its five sections."""
+
+    name: str
+    quick: bool
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    bias_removal: BiasRemovalSettings = field(default_factory=BiasRemovalSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+    @classmethod
+    def from_dict(cls, recipe: dict[str, Any]) -> Recipe:
+        sections = {name: kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in recipe[name].items()})
+                    for name, kind in SECTIONS.items()}
+        return cls(recipe["name"], recipe["quick"], **sections)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The recipe as checkpoints store it: sections of plain values (lists, not tuples)."""
+        out: dict[str, Any] = {name: {k: list(v) if isinstance(v, tuple) else v
+                                      for k, v in asdict(getattr(self, name)).items()} for name in SECTIONS}
+        return {**out, "name": self.name, "quick": self.quick}
 
 
 def _fail(msg: str) -> SpeckMttError:
@@ -155,7 +196,7 @@ def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def load_recipe(name_or_path: str, quick: bool = False, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def load_recipe(name_or_path: str, quick: bool = False, overrides: dict[str, dict[str, Any]] | None = None) -> Recipe:
     """Defaults <- recipe file <- its [quick] section (if quick) <- overrides; validated."""
     name, raw = _read(name_or_path)
     quick_over = raw.pop("quick", {})
@@ -168,7 +209,7 @@ def load_recipe(name_or_path: str, quick: bool = False, overrides: dict[str, dic
     recipe["name"] = name
     recipe["quick"] = quick
     validate(recipe)
-    return recipe
+    return Recipe.from_dict(recipe)
 
 
 def validate(recipe: dict[str, Any]) -> None:
