@@ -49,7 +49,7 @@ train() {  # OUT [train options]: skip when OUT/model.pt exists, resume when OUT
 }
 
 chip=0  # find_devkit never imports the PyPI samna stub: it checks for the real samna first
-if [ "$TARGET" = speck2e ] && $PY -c 'from speck_mtt.speck.devkit import find_devkit; find_devkit()' 2>/dev/null; then
+if [ "$TARGET" = speck2e ] && $PY -c 'from speck_mtt.chip.devkit import find_devkit; find_devkit()' 2>/dev/null; then
     chip=1
 fi
 [ $chip = 1 ] && echo "== Speck2e devkit found: measuring on the chip too" \
