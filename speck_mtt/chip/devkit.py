@@ -139,6 +139,15 @@ def find_devkit(device: str | None = None) -> str:
     return device_id
 
 
+def list_devkits() -> list[dict[str, Any]]:
+    """The Speck2e devkits connected now (id, serial, USB bus and address); none is a DeviceError."""
+    found = connected_devkits()
+    if not found:
+        raise DeviceError(f"no Speck2e devkit is connected (SynSense devices on USB: {_on_usb()}); {CONNECT_HINT}")
+    return [{"id": f"{DEVICE_KIND}:{i}", "serial": getattr(info, "serial_number", "?"), "bus": _usb_key(info)[0],
+             "address": _usb_key(info)[1]} for i, info in enumerate(found)]
+
+
 def rebuild_layout(deploy_dir: Path, artifact: dict[str, Any]):
     """The sinabs layout of DEPLOY_DIR/model.pt, done by the layout helper's code exactly as deploy
     did, and checked against artifact.pt (same cores, same integer weights and thresholds)."""
