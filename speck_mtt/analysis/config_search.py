@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from ..files import save_json, save_text
-from ..mtt.search import EnergyKind, RatesFrom, r_squared, energy, fit_rates, fit_sqrt_model, sample_configs, search_best
+from ..mtt.search import (EnergyKind, RatesFrom, energy, fit_rates, fit_sqrt_model, r_squared, sample_configs,
+                          search_best)
 from .probe import SpikeRecorder, batches, check_input
 
 
