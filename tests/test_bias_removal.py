@@ -121,8 +121,20 @@ def test_a_shrinking_bias_run_records_its_schedule_and_ends_bias_free(base_run):
     assert len(absorbed["rescale_scales"]) == 3 and "rescaled" in absorbed  # 3 conv layers had BN
 
 
+def test_the_fine_tune_runs_at_its_own_t_max(base_run):
+    d, _ = base_run
+    rec = tiny_recipe(epochs=1)
+    rec = replace(rec, bias_removal=replace(rec.bias_removal, t_max=6))
+    assert rec.for_phase("base") is rec and rec.for_phase("bias-removal").train.t_max == 6
+    fine = (tiny_frames(32, t=6), tiny_frames(16, t=6, seed=1))
+    summary = run(rec, d / "t6", phase="bias-removal", from_ckpt=d / "base/model.pt", datasets=fine, progress=False)
+    ck = load_checkpoint(d / "t6/model.pt")
+    assert ck["t_max"] == 6 and ck["recipe"]["train"]["t_max"] == 6 and ck["recipe"]["bias_removal"]["t_max"] == 6
+    assert summary["eval"]["t"] == [1, 2, 3, 4, 5, 6]
+
+
 def test_bad_bias_removal_settings_are_one_line_errors():
     for setting, word in (("bias_removal.rescale=max", "rescale"), ("bias_removal.shrink_epochs=30", "shrink_epochs"),
-                          ("bias_removal.distill=-1", "distill")):
+                          ("bias_removal.distill=-1", "distill"), ("bias_removal.t_max=-1", "bias_removal.t_max")):
         res = subprocess.run([SPECK, "train", "nmnist", "--quick", "--set", setting], capture_output=True, text=True)
         assert res.returncode == 2 and word in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -384,6 +384,7 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
     datasets: (train, test) frame datasets at T_max to use instead of speck_mtt.data (tests).
     on_epoch: called with the epoch number (1-based) once that epoch's last.pt is written.
     """
+    recipe = recipe.for_phase(phase)
     ph = phase_settings(recipe, phase)
     tr = recipe.train
     out = Path(out)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,7 @@ class BiasRemovalSettings:
     rescale: str = "none"              # none | rate | percentile: per-layer weight scale matching the BN model
     distill: float = 0.0               # weight of KL(BN base model || network) on time-mean outputs (0 = off)
     probe_batches: int = 4             # training batches for the per-layer rates and the rescaling
+    t_max: int = 0                     # > 0: fine-tune at this T_max (finer frames, closer to the chip); 0: train.t_max
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,13 @@ class Recipe:
         sections = {name: kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in recipe[name].items()})
                     for name, kind in SECTIONS.items()}
         return cls(recipe["name"], recipe["quick"], **sections)
+
+    def for_phase(self, phase: str) -> Recipe:
+        """The recipe a phase runs: bias removal at bias_removal.t_max (when set) as its train.t_max,
+        so frames, draws, evaluation and the checkpoint's T_max all follow it."""
+        if phase != "bias-removal" or not self.bias_removal.t_max:
+            return self
+        return replace(self, train=replace(self.train, t_max=self.bias_removal.t_max))
 
     def as_dict(self) -> dict[str, Any]:
         """The recipe as checkpoints store it: sections of plain values (lists, not tuples)."""
@@ -225,6 +233,9 @@ def validate(recipe: dict[str, Any]) -> None:
         raise _fail(f"train.optimizer must be one of {OPTIMIZERS}, train.scheduler one of {SCHEDULERS}")
     if not 1 <= tr["t_min"] <= tr["t_max"]:
         raise _fail(f"impossible T range [{tr['t_min']}, {tr['t_max']}]: need 1 <= train.t_min <= train.t_max")
+    if recipe["bias_removal"]["t_max"] and not tr["t_min"] <= recipe["bias_removal"]["t_max"]:
+        raise _fail(f"bias_removal.t_max {recipe['bias_removal']['t_max']} below train.t_min={tr['t_min']} "
+                    "(0 = train.t_max)")
     if not 0 <= tr["t_sdt"] <= tr["t_max"] or not 0 <= tr["tit_t"] <= tr["t_max"]:
         raise _fail(f"train.t_sdt and train.tit_t must lie in [1, t_max={tr['t_max']}] (0 = default)")
     if tr["tit_t"] and tr["method"] != "sdt":
