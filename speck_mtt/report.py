@@ -8,6 +8,8 @@ every file optional except that a method needs at least one of them):
       <method>/                   one folder per method (mtt, sdt, nmt, slt, ...); the name is the label
         eval.json                 `speck-mtt train --out RESULTS_DIR/<method>` of the deployed (bias-free)
                                   model: {"t": [1, ...], "accuracy": [0.97, ...], "n_samples": N}
+        base/eval.json            optional: the BN base model it was made from (recipes/paper.sh), for
+                                  the cost of the Speck-ready step (base -> bias-free -> simulator)
         deploy/                   `speck-mtt deploy ... --out RESULTS_DIR/<method>/deploy` (model.pt gives
                                   the parameter count) holding the measurements (here or in <method>/):
           measure-sim.json        `speck-mtt measure DEPLOY --backend sim --t T [--record measure-sim.npz]`:
@@ -170,6 +172,20 @@ def real_row(mdir: Path, t: int | None) -> dict[str, Any] | None:
             else None, "sd_torch_vs_sim": _sd_value(at) if at else None}
 
 
+def bias_removal_row(folder: Path, curve: dict[int, float]) -> dict[str, Any] | None:
+    """BN base vs bias-free model at the base's T_max (same test split): what the Speck-ready step cost."""
+    path = folder / "base" / "eval.json"
+    if not path.is_file():
+        return None
+    base = torch_curve(_read_json(path), path)
+    if not base:
+        return None
+    t = max(base)
+    free = curve.get(t)
+    return {"t": t, "base_accuracy": base[t], "bias_free_accuracy": free,
+            "cost_pp": 100 * (base[t] - free) if free is not None else None}
+
+
 def method_row(folder: Path, t: int | None = None) -> dict[str, Any]:
     """One Table-5 row from a method folder (see the module docstring)."""
     ev_path = folder / "eval.json"
@@ -218,6 +234,7 @@ def method_row(folder: Path, t: int | None = None) -> dict[str, Any]:
         "synops_per_sample": sim.get("synops_per_sample"),
         "drop_torch_to_sim_pp": None,
         "real": real_row(mdir, t_chosen),
+        "bias_removal": bias_removal_row(folder, curve),
     }
     basis = at["accuracy"] if at else torch_acc
     if basis is not None and sim_acc is not None:
@@ -305,6 +322,16 @@ def render_report(report: dict[str, Any]) -> str:
                          f"{_pct(x['torch_accuracy'])} | {_pct(x['sim_accuracy'])} | "
                          f"{_plain(x['drop_torch_to_sim_pp'], '.2f')} | {_pct(x['sd_torch_vs_sim'])} | "
                          f"{_plain(x['n_samples'], ',')} |")
+    steps = [r for r in report["rows"] if r.get("bias_removal")]
+    if steps:
+        lines += ["", "The Speck-ready step (BN absorbed, bias dropped, fine-tuned bias-free), torch on the test split:",
+                  "", "| method | T | base with BN % | bias-free % | cost (pp) | bias-free at T_max % | simulator % |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in steps:
+            b = r["bias_removal"]
+            lines.append(f"| {r['method'].upper()} | {b['t']} | {_pct(b['base_accuracy'])} | "
+                         f"{_pct(b['bias_free_accuracy'])} | {_plain(b['cost_pp'], '.2f')} | "
+                         f"{_pct(r['torch_accuracy'])} (T={r['t']}) | {_pct(r['sim_accuracy'])} |")
     notes = [f"- {r['method'].upper()}: {r['note']}" for r in report["rows"] if r.get("note")]
     notes += [f"- {r['method'].upper()}: Speck accuracy is the mean of {len(r['speck_runs'])} chip runs"
               for r in report["rows"] if len(r["speck_runs"]) > 1]

@@ -177,3 +177,15 @@ def test_real_recording_rows(results):
     assert json.loads(json.dumps(rep))["rows"][0]["real"]["torch_accuracy"] == 0.875
     (deploy / "measure-sim-nmnist-real800.json").unlink()  # no real measurement: no real table
     assert "Real recordings" not in render_report(build_report(results))
+
+
+def test_bias_removal_rows_compare_the_base_at_its_t_max(results):
+    _write(results / "mtt" / "base" / "eval.json", {"t": [1, 2], "accuracy": [0.9, 0.98], "n_samples": 100})
+    rep = build_report(results)
+    mtt, sdt = rep["rows"]
+    assert mtt["bias_removal"] == {"t": 2, "base_accuracy": 0.98, "bias_free_accuracy": 0.95,
+                                   "cost_pp": pytest.approx(3.0)}
+    assert sdt["bias_removal"] is None  # no base/eval.json
+    md = render_report(rep)
+    assert _cells(md, "| MTT | 2 |") == ["MTT", "2", "98.00", "95.00", "3.00", "97.00 (T=3)", "96.00"]
+    assert "| SDT | 2 |" not in md
