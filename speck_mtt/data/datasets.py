@@ -137,7 +137,7 @@ def _sim_source(name: str, split: str, data_dir: Path, limit: int | None) -> Sou
 
     def open_() -> tuple[object, list[int]]:
         save_to = ensure_generated(name, data_dir, split, wanted)
-        ds = (NMNISTFiles if name == "nmnist-sim" else DVSGestureFiles)(str(save_to), train=train)
+        ds = gen.open(save_to, train)
         base = Path(ds.location_on_system)
         where = {Path(p).relative_to(base).as_posix(): i for i, p in enumerate(ds.data)}
         return ds, [where[it.relpath] for it in wanted]

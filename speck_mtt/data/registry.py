@@ -60,6 +60,11 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("cifar10dvs", (128, 128, 2), 10, True, tuple(tonic.datasets.CIFAR10DVS.classes), 10,
                     _IDENTITY10, 20, None, "<data-dir>/CIFAR10DVS/<airplane|automobile|...|truck>/<id>.aedat4",
                     "CIFAR10-DVS (Li et al. 2017), 9:1 per-class split fixed by seed"),
+        DatasetInfo("cifar10dvs-sim", (128, 128, 2), 10, False, tuple(tonic.datasets.CIFAR10DVS.classes), 10,
+                    None, 20, None,
+                    "<data-dir>/cifar10dvs-sim/CIFAR10DVS/<airplane|automobile|...|truck>/<id>.aedat4 (generated)",
+                    "simulated CIFAR10-DVS: MNIST t10k digits (digit d in class folder d) over a textured "
+                    "background, moved along a repeated closed loop in front of a 128x128 DVS, written as .aedat4"),
     )
 }
 

@@ -25,7 +25,10 @@ from ..files import atomic_write
 from .functional.gestures import LIGHTING, GestureParams, encode_gesture_npy, simulate_gesture
 from .functional.mnist_idx import load_t10k
 from .functional.nmnist_bin import write_nmnist_bin
+from .functional.aedat4 import write_aedat4
+from .functional.rcls import SENSOR as DVS128, RCLSParams, simulate_rcls
 from .functional.saccades import SaccadeParams, simulate_saccades
+from .tonic_sets import CIFAR10DVSFiles, DVSGestureFiles, NMNISTFiles
 
 MARKER = ".speck_mtt_sim.json"
 SPLITS = ("train", "test")
@@ -42,7 +45,7 @@ class Item:
 
     relpath: str
     label: int
-    index: int  # nmnist-sim: t10k digit index; gesture-sim: user number
+    index: int  # nmnist-sim, cifar10dvs-sim: t10k digit index; gesture-sim: user number
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,11 @@ class NMNISTSim:
         events = simulate_saccades(load_t10k()[0][item.index], self.saccades, item.index)
         write_nmnist_bin(root / item.relpath, events)
 
+    @staticmethod
+    def open(save_to: Path, train: bool) -> NMNISTFiles:
+        """The tonic dataset over the generated files of one split."""
+        return NMNISTFiles(str(save_to), train=train)
+
 
 @dataclass(frozen=True)
 class GestureSim:
@@ -96,8 +104,44 @@ class GestureSim:
         events = simulate_gesture(item.label, item.index, lighting, self.gestures)
         atomic_write(root / item.relpath, lambda fh: np.save(fh, encode_gesture_npy(events)), fsync=False)
 
+    @staticmethod
+    def open(save_to: Path, train: bool) -> DVSGestureFiles:
+        return DVSGestureFiles(str(save_to), train=train)
 
-GENERATORS = {"nmnist-sim": NMNISTSim(), "gesture-sim": GestureSim()}
+
+@dataclass(frozen=True)
+class CIFAR10DVSSim:
+    """cifar10dvs-sim: split by digit image (n_train + n_test distinct t10k digits), both splits in
+    one CIFAR10DVS folder as the real dataset has; digit d is written into the folder of class d."""
+
+    rcls: RCLSParams = field(default_factory=RCLSParams)
+    n_train: int = 500
+    n_test: int = 100
+    folder: str = "cifar10dvs-sim/CIFAR10DVS"
+
+    def as_dict(self) -> dict:
+        return {"generator": "cifar10dvs-sim", "n_train": self.n_train, "n_test": self.n_test,
+                "rcls": self.rcls.as_dict()}
+
+    def items(self, split: str) -> list[Item]:
+        """The split's recordings in tonic's listing order (class folder, then file name)."""
+        perm = np.random.default_rng([self.rcls.seed, 2]).permutation(10_000)
+        ids = perm[: self.n_train] if split == "train" else perm[self.n_train : self.n_train + self.n_test]
+        labels = load_t10k()[1]
+        names = list(CIFAR10DVSFiles.classes)
+        items = [Item(f"{names[labels[i]]}/{i:05d}.aedat4", int(labels[i]), int(i)) for i in ids]
+        return sorted(items, key=lambda it: it.relpath)
+
+    def write(self, root: Path, item: Item) -> None:
+        events = simulate_rcls(load_t10k()[0][item.index], self.rcls, item.index)
+        write_aedat4(root / item.relpath, events, DVS128[0], DVS128[1])
+
+    @staticmethod
+    def open(save_to: Path, train: bool) -> CIFAR10DVSFiles:
+        return CIFAR10DVSFiles(str(save_to))
+
+
+GENERATORS = {"nmnist-sim": NMNISTSim(), "gesture-sim": GestureSim(), "cifar10dvs-sim": CIFAR10DVSSim()}
 
 
 def _claim(root: Path, spec: dict) -> dict:

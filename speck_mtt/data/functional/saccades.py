@@ -92,13 +92,19 @@ def saccade_path(params: SaccadeParams, rng: np.random.Generator) -> tuple[np.nd
     """(t_us, dx, dy) of the digit's shift, sampled every dt_us over the three saccades."""
     bounds = np.arange(4) * float(params.saccade_us)
     bounds[1:3] += rng.uniform(-params.timing_jitter_us, params.timing_jitter_us, size=2)
-    t = np.arange(0.0, bounds[-1] + params.dt_us / 2, params.dt_us)
+    return path_along(TRIANGLE, bounds, params.ease, params.dt_us)
+
+
+def path_along(corners, bounds: np.ndarray, ease: float, dt_us: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t_us, dx, dy) sampled every dt_us along straight segments corners[k] -> corners[k + 1],
+    segment k between times bounds[k] and bounds[k + 1], velocity 1 - ease * cos(2 pi tau)."""
+    t = np.arange(0.0, bounds[-1] + dt_us / 2, dt_us)
     dx, dy = np.zeros_like(t), np.zeros_like(t)
-    for k in range(3):
+    for k in range(len(bounds) - 1):
         inside = (t >= bounds[k]) & (t <= bounds[k + 1])
         tau = (t[inside] - bounds[k]) / (bounds[k + 1] - bounds[k])
-        s = tau - params.ease * np.sin(2 * np.pi * tau) / (2 * np.pi)  # velocity 1 - ease * cos(2 pi tau)
-        (x0, y0), (x1, y1) = TRIANGLE[k], TRIANGLE[k + 1]
+        s = tau - ease * np.sin(2 * np.pi * tau) / (2 * np.pi)
+        (x0, y0), (x1, y1) = corners[k], corners[k + 1]
         dx[inside] = x0 + s * (x1 - x0)
         dy[inside] = y0 + s * (y1 - y0)
     return t, dx, dy
@@ -192,6 +198,22 @@ def dvs_events(ink, x0, y0, ts, dx, dy, thr_on, thr_off, contrast, refractory_us
     return ex[:n], ey[:n], ep[:n], et[:n]
 
 
+def with_noise(x, y, p, t, rng: np.random.Generator, noise_hz: float, w: int, h: int, duration_us: float,
+               on_fraction: float | None) -> tuple[np.ndarray, ...]:
+    """The events plus uniform background noise (Poisson, noise_hz per pixel), ON with probability
+    on_fraction (None: a 50/50 rng.integers draw)."""
+    n_noise = rng.poisson(noise_hz * w * h * duration_us * 1e-6)
+    x = np.concatenate([x, rng.integers(0, w, n_noise)])
+    y = np.concatenate([y, rng.integers(0, h, n_noise)])
+    if on_fraction is None:
+        noise_p = rng.integers(0, 2, n_noise)
+    else:
+        noise_p = (rng.random(n_noise) < on_fraction).astype(np.int8)
+    p = np.concatenate([p, noise_p])
+    t = np.concatenate([t, rng.integers(0, int(duration_us), n_noise)])
+    return x, y, p, t
+
+
 def simulate_saccades(image: np.ndarray, params: SaccadeParams, index: int) -> np.ndarray:
     """Events (EVENT_DTYPE, sorted by t) of one simulated N-MNIST recording of a 28x28 uint8 digit."""
     rng = np.random.default_rng([params.seed, index])
@@ -206,14 +228,7 @@ def simulate_saccades(image: np.ndarray, params: SaccadeParams, index: int) -> n
     ink, pad = blurred_ink(image, params.blur_px)
     x0, y0 = x0 - pad, y0 - pad
     x, y, p, t = dvs_events(ink, x0, y0, ts, dx, dy, thr_on, thr_off, params.contrast, params.refractory_us)
-    n_noise = rng.poisson(params.noise_hz * w * h * ts[-1] * 1e-6)
-    x = np.concatenate([x, rng.integers(0, w, n_noise)])
-    y = np.concatenate([y, rng.integers(0, h, n_noise)])
-    if params.version < 3:
-        noise_p = rng.integers(0, 2, n_noise)
-    else:
-        noise_p = (rng.random(n_noise) < params.noise_on_fraction).astype(np.int8)
-    p = np.concatenate([p, noise_p])
-    t = np.concatenate([t, rng.integers(0, int(ts[-1]), n_noise)])
+    noise_p = None if params.version < 3 else params.noise_on_fraction  # 1, 2: 50/50 (kept so they reproduce)
+    x, y, p, t = with_noise(x, y, p, t, rng, params.noise_hz, w, h, ts[-1], noise_p)
     order = np.argsort(t, kind="stable")
     return make_events(x[order], y[order], p[order], t[order])
