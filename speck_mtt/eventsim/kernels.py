@@ -5,7 +5,7 @@ inline it, the pure-Python reference calls its `.py_func`.
 
 A network reaches these kernels as flat arrays (see network.py): `lay` holds one row of int64
 fields per layer (the F_* column indices below), `weights` all kernels concatenated, each in
-(C_in, kH, kW, C_out) order, `th_hi`/`th_lo` the thresholds, `vb` each layer's state range
+(C_in, kH, kW, C_out) order (types: network.py), `th_hi`/`th_lo` the thresholds, `vb` each layer's state range
 (low, high: the 16-bit register in that layer's units) and `dptr`/`didx` the destination
 lists in CSR form. Per layer and sample the kernels count, in `stats` columns S_*: SynOps,
 floor hits (the clamp at theta_low raised the state), held spikes (the state stayed at or above
@@ -40,21 +40,18 @@ def chip_neuron(v, w, theta_high, theta_low, v_min, v_max):
 
     v += w, saturating to the register range [v_min, v_max]; at or above theta_high emit ONE
     spike and subtract theta_high (a state still above threshold waits for the next event:
-    "held"); then clamp at theta_low ("floored").
+    "held"); then clamp at theta_low ("floored"). Written without branches on the state so the
+    compiled kernels update a run of channels with SIMD instructions.
     """
     v = v + w
-    saturated = v > v_max or v < v_min
-    if v > v_max:
-        v = v_max
-    elif v < v_min:
-        v = v_min
+    saturated = (v > v_max) | (v < v_min)
+    v = min(max(v, v_min), v_max)
     spiked = v >= theta_high
     if spiked:
         v = v - theta_high
-    held = spiked and v >= theta_high
+    held = spiked & (v >= theta_high)
     floored = v < theta_low
-    if floored:
-        v = theta_low
+    v = max(v, theta_low)
     return v, spiked, floored, held, saturated
 
 
@@ -76,7 +73,7 @@ def _ensure_room(pend, npend, dptr, didx, l, room):
 
 @njit(cache=True, inline="always")
 def _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, ci, y, x, state, pend, npend,
-             counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired):
+             counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys):
     """One event (ci, y, x) into layer l: update every neuron its kernel touches; its spikes, in
     (channel, row, column) order, are pooled and appended to the pending
     input list of every destination (the caller made room: one event causes at most
@@ -126,10 +123,12 @@ def _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, ci, y, x, state, pen
     theta_low = th_lo[l]
     v_min = vb[l, 0]
     v_max = vb[l, 1]
+    zero = v_max - v_max
     woff = lay[l, F_WOFF] + ci * kh * kw * c_out
     soff = lay[l, F_SOFF]
     # the updates themselves are independent: run them channel-innermost (contiguous, SIMD),
     # note who spiked, then emit the spikes in (channel, row, column) order
+    n_pos = n_oy * n_ox
     n_spikes = 0
     n_floor = 0
     n_held = 0
@@ -144,94 +143,125 @@ def _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, ci, y, x, state, pen
             s_v = state[sb:sb + c_out]  # views indexed from 0: no negative-index wraparound, SIMD
             w_v = weights[wb:wb + c_out]
             f_v = fired[fb:fb + c_out]
+            # per-position tallies in the state's own type (exact: at most C_out each), so the
+            # loop holds one lane width and vectorizes
+            here = zero
+            floors = zero
+            helds = zero
+            sats = zero
             for co in range(c_out):
                 v, spiked, floored, held, saturated = chip_neuron(s_v[co], w_v[co], theta_high, theta_low,
                                                                   v_min, v_max)
                 s_v[co] = v
                 f_v[co] = spiked
-                n_spikes += spiked
-                n_floor += floored
-                n_held += held
-                n_sat += saturated
+                here += spiked
+                floors += floored
+                helds += held
+                sats += saturated
+            pos_spikes[i * n_ox + j] = int(here)
+            n_spikes += int(here)
+            n_floor += int(floors)
+            n_held += int(helds)
+            n_sat += int(sats)
     stats[l, S_FLOOR] += n_floor
     stats[l, S_HELD] += n_held
     stats[l, S_SATURATED] += n_sat
     if n_spikes == 0:
         return
+    # gather the spikes position by position (contiguous flags, only where something fired) as
+    # keys channel * n_pos + position, whose ascending order is the (channel, row, column) order
+    m = 0
+    active = 0
+    for p in range(n_pos):
+        if pos_spikes[p] == 0:
+            continue
+        active += 1
+        base = p * c_out
+        step = 8 if c_out % 8 == 0 else c_out  # 8 flags at a time as one word: most words are 0
+        for co0 in range(0, c_out, step):
+            if step == 8 and fired_words[(base + co0) >> 3] == 0:
+                continue
+            for co in range(co0, co0 + step):
+                if fired[base + co]:
+                    keys[m] = co * n_pos + p
+                    m += 1
+    if active > 1:
+        keys[:m].sort()
     coff = lay[l, F_COFF]
     pool_y = lay[l, F_POOLY]
     pool_x = lay[l, F_POOLX]
-    for co in range(c_out):
-        for i in range(n_oy):
-            for j in range(n_ox):
-                if not fired[(i * n_ox + j) * c_out + co]:
-                    continue
-                counts[coff + co] += 1
-                py = oy_buf[i] // pool_y
-                px = ox_buf[j] // pool_x
-                for k in range(dptr[l], dptr[l + 1]):
-                    d = didx[k]
-                    if py >= lay[d, F_HIN] or px >= lay[d, F_WIN]:
-                        continue  # sum pooling floors the map: border rows/columns are dropped
-                    pend[d, npend[d], 0] = co
-                    pend[d, npend[d], 1] = py
-                    pend[d, npend[d], 2] = px
-                    npend[d] += 1
+    for k in range(m):
+        co = keys[k] // n_pos
+        p = keys[k] - co * n_pos
+        i = p // n_ox
+        counts[coff + co] += 1
+        py = oy_buf[i] // pool_y
+        px = ox_buf[p - i * n_ox] // pool_x
+        for d_k in range(dptr[l], dptr[l + 1]):
+            d = didx[d_k]
+            if py >= lay[d, F_HIN] or px >= lay[d, F_WIN]:
+                continue  # sum pooling floors the map: border rows/columns are dropped
+            pend[d, npend[d], 0] = co
+            pend[d, npend[d], 1] = py
+            pend[d, npend[d], 2] = px
+            npend[d] += 1
 
 
 @njit(cache=True)
 def _scratch(lay):
     k = max(lay[:, F_KH].max(), lay[:, F_KW].max())
-    fired = np.zeros((lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]).max(), np.bool_)
-    return np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64), fired
+    fan = (lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]).max()
+    fired = np.zeros(-(-fan // 8) * 8, np.bool_)
+    return (np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64), fired,
+            fired.view(np.uint64), np.zeros(k * k, np.int64), np.empty(fan, np.int64))
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
 def run_events(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats):
     """Event by event: each input event goes to layer 0 and every spike it causes is delivered
     downstream (layers in index order, each in arrival order) before the next input event."""
     n_layers = lay.shape[0]
     pend = np.empty((n_layers, _INITIAL_CAPACITY, 3), np.int32)
     npend = np.zeros(n_layers, np.int64)
-    oy_buf, ky_buf, ox_buf, kx_buf, fired = _scratch(lay)
+    oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys = _scratch(lay)
     room = lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]
     for e in range(xs.shape[0]):
         pend = _ensure_room(pend, npend, dptr, didx, 0, room[0])
         _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
-                 counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired)
+                 counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
         for l in range(1, n_layers):  # the same drain loop as run_layerwise, written out: a shared
             j = 0                         # njit helper halved the speed (measured with bench_sim)
             while j < npend[l]:
                 pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
                 _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
-                         pend[l, j, 2], state, pend, npend, counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired)
+                         pend[l, j, 2], state, pend, npend, counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
                 j += 1
             npend[l] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
 def run_layerwise(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats):
     """Layer by layer: layer 0 takes the whole input stream, then each layer takes the whole
     ordered output of its sources. Equals run_events for feed-forward nets (tested)."""
     n_layers = lay.shape[0]
     pend = np.empty((n_layers, max(_INITIAL_CAPACITY, xs.shape[0]), 3), np.int32)
     npend = np.zeros(n_layers, np.int64)
-    oy_buf, ky_buf, ox_buf, kx_buf, fired = _scratch(lay)
+    oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys = _scratch(lay)
     room = lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]
     for e in range(xs.shape[0]):
         pend = _ensure_room(pend, npend, dptr, didx, 0, room[0])
         _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
-                 counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired)
+                 counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
     for l in range(1, n_layers):
         j = 0
         while j < npend[l]:
             pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
             _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
-                     pend[l, j, 2], state, pend, npend, counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired)
+                     pend[l, j, 2], state, pend, npend, counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
             j += 1
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc"})
 def run_batch(xs, ys, ps, offsets, lay, weights, th_hi, th_lo, vb, dptr, didx, n_state, counts, stats,
               membranes, out_layer):
     """Many samples at once, one per thread (prange); sample i is events offsets[i]:offsets[i+1].
@@ -244,7 +274,7 @@ def run_batch(xs, ys, ps, offsets, lay, weights, th_hi, th_lo, vb, dptr, didx, n
     hw = lay[out_layer, F_HOUT] * lay[out_layer, F_WOUT]
     soff = lay[out_layer, F_SOFF]
     for i in prange(n):
-        state = np.zeros(n_state, weights.dtype)
+        state = np.zeros(n_state, vb.dtype)  # the state type is the register range's
         a = offsets[i]
         b = offsets[i + 1]
         run_events(xs[a:b], ys[a:b], ps[a:b], lay, weights, th_hi, th_lo, vb, dptr, didx, state,

@@ -137,7 +137,7 @@ def simulate(artifact: dict[str, Any] | SimNet, events: np.ndarray, float_mode: 
     feed-forward nets). Pass a SimNet (compile_artifact) to avoid re-flattening per call."""
     net = _as_net(artifact, float_mode)
     xs, ys, ps = prepare_events(net, events, outside)
-    state = np.zeros(net.n_state, net.weights.dtype)
+    state = np.zeros(net.n_state, net.vb.dtype)
     counts = np.zeros(net.n_channels_total, np.int64)
     stats = np.zeros((net.n_layers, K.N_STATS), np.int64)
     run = K.run_layerwise if layerwise else K.run_events
@@ -156,11 +156,12 @@ def _readout(net: SimNet, state_sums: np.ndarray, out_counts: np.ndarray) -> np.
 
 def _single_result(net: SimNet, state: np.ndarray, counts: np.ndarray, stats: np.ndarray) -> SimResult:
     per_layer = [counts[net.channel_slice(i)].copy() for i in range(net.n_layers)]
+    out_type = np.int64 if net.integer else state.dtype  # the kernels hold chip integers as exact float32
     states = []
     for i in range(net.n_layers):
         c, h, w = (int(v) for v in net.lay[i, [K.F_COUT, K.F_HOUT, K.F_WOUT]])
         start = int(net.lay[i, K.F_SOFF])
-        states.append(state[start:start + c * h * w].reshape(h, w, c).transpose(2, 0, 1).copy())
+        states.append(state[start:start + c * h * w].reshape(h, w, c).transpose(2, 0, 1).astype(out_type))
     out = net.out_layer
     return SimResult(counts=per_layer[out], membranes=_readout(net, states[out].sum((1, 2)), per_layer[out]),
                      layer_spikes=np.array([pc.sum() for pc in per_layer], np.int64), synops=stats[:, K.S_SYNOPS],
