@@ -177,15 +177,31 @@ def floor_rows(sweep: list[tuple[float, BatchResult]],
     return rows
 
 
+def _simulate_with_progress(net: SimNet, data, workers: int | None, flag: bool) -> BatchResult:
+    """simulate_sharded, with a bar and remaining time on rank 0 (over its own shard)."""
+    import torch.distributed as dist
+
+    from .eventsim.progress import CHUNK_PER_WORKER, sample_progress, wanted
+    from .eventsim.simulator import set_workers
+
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    show = _is_main() and wanted(flag)
+    chunk = CHUNK_PER_WORKER * set_workers(workers) if show else 64
+    with sample_progress(len(range(rank, len(data), world)), show) as tick:
+        return simulate_sharded(net, data, workers=workers, progress=tick, chunk_size=chunk)
+
+
 def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, data_dir: Path | None = None,
             limit: int | None = None, t: list[int] | None = None, workers: int | None = None,
             float_mode: bool = False, record: Path | None = None, compare: list[Path] | None = None,
-            out: Path | None = None, floors: list[float] | None = None) -> dict[str, Any] | None:
+            out: Path | None = None, floors: list[float] | None = None,
+            progress: bool = False) -> dict[str, Any] | None:
     """Run the measurement; returns the result dict on rank 0 (None on other ranks) and writes it
     to `out` (default DEPLOY_DIR/measure-<backend>[-float].json; an evaluation set such as
     nmnist-real800 gets measure-<backend>[-float]-<dataset>.json and torch at T_max by default).
     floors: also simulate with the lower threshold at each of these (thresholds), a sweep of the
-    chip's floor setting."""
+    chip's floor setting. progress: show the simulator's progress bar (also shown when stderr is a
+    terminal)."""
     from .data import resolve_dataset
     from .data.registry import get_info
 
@@ -209,7 +225,7 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
 
         distributed = _init_distributed()
         data = event_dataset(name, "test", data_dir=data_dir, limit=limit)
-        result = simulate_sharded(net, data, workers=workers)
+        result = _simulate_with_progress(net, data, workers, progress)
         sweep = floor_sweep(artifact, floors or [], data, workers, float_mode)
         summary = _summary_numbers(result, net)
         rec = recording_of(result, meta)

@@ -48,6 +48,8 @@ def measure_cmd(
     floors: Annotated[Optional[list[float]], typer.Option("--floor", max=0, help="Also simulate with every spiking "
                                                           "layer's lower threshold at this many thresholds, e.g. "
                                                           "--floor -1 --floor -4 (repeatable; a sweep).")] = None,
+    progress: Annotated[bool, typer.Option("--progress", help="Show the simulator's progress and remaining time "
+                                           "on stderr (default: only when stderr is a terminal).")] = False,
     json_out: Json = False,
 ) -> None:
     """Accuracy, spike difference (vs torch at T, vs recordings), spikes, SynOps and samples/s."""
@@ -60,7 +62,7 @@ def measure_cmd(
         raise SpeckMttError(f"--out {out} is a folder; pass the path of the result .json")
     with output_lock(out.parent if out is not None else deploy_dir):
         report = measure(deploy_dir, backend.value, dataset, data_dir, limit, t, workers, float_mode, record,
-                         compare, out, floors)
+                         compare, out, floors, progress)
     if report is None:
         return
     if search_config:
