@@ -153,5 +153,6 @@ def test_registry_and_packaged_mnist():
     images, labels = load_t10k()
     assert images.shape == (10_000, 28, 28) and labels.shape == (10_000,) and labels.max() == 9
     assert {n: DATASETS[n].n_classes for n in DATASETS} == {
-        "nmnist": 10, "nmnist-sim": 10, "nmnist-real800": 10, "gesture": 11, "gesture-sim": 11, "cifar10dvs": 10}
+        "nmnist": 10, "nmnist-sim": 10, "nmnist-real800": 10, "gesture": 11, "gesture-sim": 11, "cifar10dvs": 10,
+        "cifar10dvs-sim": 10}
     assert DATASETS["nmnist"].stand_in == "nmnist-sim" and DATASETS["cifar10dvs"].stand_in is None
