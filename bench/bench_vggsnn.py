@@ -46,7 +46,7 @@ def artifact() -> dict:
     import torch
 
     from speck_mtt.models import build_model
-    from speck_mtt.speck.layout import layout_model
+    from speck_mtt.chip.layout import layout_model
 
     torch.manual_seed(0)
     art = layout_model(build_model("vggsnn", bn=False).eval(), "sim").artifact

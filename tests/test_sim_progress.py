@@ -9,7 +9,7 @@ import torch
 
 from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
 from speck_mtt.models import build_model
-from speck_mtt.speck.deploy import deploy
+from speck_mtt.chip.deploy import deploy
 
 SPECK = str(Path(sys.executable).with_name("speck-mtt"))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
-from ...io import atomic_write
+from ...files import atomic_write
 
 MAGIC = b"#!AER-DAT4.0\r\n"
 PACKET_EVENTS = 65_536  # DV's recorder writes packets of a few thousand events; any size reads back
