@@ -3,11 +3,11 @@
 The chip neuron rule (docs/design.md#neurons) lives in `chip_neuron` and nowhere else: the compiled kernels
 inline it, the pure-Python reference calls its `.py_func`.
 
-A network reaches these kernels as flat arrays (see network.py): `lay` holds one row of int64
-fields per layer (the F_* column indices below), `weights` all kernels concatenated, each in
-(C_in, kH, kW, C_out) order (types: network.py), `th_hi`/`th_lo` the thresholds, `vb` each layer's state range
-(low, high: the 16-bit register in that layer's units) and `dptr`/`didx` the destination
-lists in CSR form. Per layer and sample the kernels count, in `stats` columns S_*: SynOps,
+A network reaches these kernels as flat arrays (see network.py, also for their types): `lay`
+holds one row of int64 fields per layer (the F_* column indices below), `weights` all kernels
+concatenated, each in (C_in, kH, kW, C_out) order, `th_hi`/`th_lo` the thresholds, `vb` each
+layer's state range (low, high: the 16-bit register in that layer's units) and `dptr`/`didx` the
+destination lists in CSR form. Per layer and sample the kernels count, in `stats` columns S_*: SynOps,
 floor hits (the clamp at theta_low raised the state), held spikes (the state stayed at or above
 theta_high after the one spike an event may cause: a time-stepped multistep IF would have
 fired more), and saturations (the sum left the register range and was clipped). All neuron states of one sample sit in one flat vector, each layer's in
