@@ -51,7 +51,8 @@ cifar10dvs:
 
 # The offline CIFAR10-DVS stand-in (VGGSNN: Speck2e refuses it, the simulator measures it on the
 # 100 test recordings). VGGSNN is large for 2 CPU cores: 200 training recordings, 2 base epochs,
-# 1 bias-removal epoch, T_max 4 (README, Results: times and what the numbers can show).
+# 1 bias-removal epoch, T_max 4 (docs/cifar10dvs-sim.md: times and what the numbers can show).
+# CIFAR_SIM=--quick LIMIT=8: the smallest end-to-end run.
 CIFAR_SIM ?= --set data.limit_train=200 --set train.epochs=2 --set bias_removal.epochs=1 --set train.t_max=4 \
 	--set 'eval.ts=[1,2,4]' --set 'eval.epoch_ts=[4]'
 cifar10dvs-sim:
