@@ -42,7 +42,7 @@ def tiny_recipe(**train):
     rec = load_recipe("nmnist", overrides={
         "data": {"batch_size": 4}, "eval": {"batch_size": 16},
         "train": {"t_max": 3, "epochs": 2, "calib_batches": 1, "lr": 5e-3} | train,
-        "bias_removal": {"epochs": 1}})
+        "bias_removal": {"epochs": 1, "t_max": 0}})
     return rec
 
 
