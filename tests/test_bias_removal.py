@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from speck_mtt.checkpoint import load_checkpoint
+from speck_mtt.errors import SpeckMttError
 from speck_mtt.models.networks import SpikingNet
 from speck_mtt.models.neurons import multistep_if
 from speck_mtt.mtt.config import ConfigSampler
@@ -126,6 +127,10 @@ def test_the_fine_tune_runs_at_its_own_t_max(base_run):
     rec = tiny_recipe(epochs=1)
     rec = replace(rec, bias_removal=replace(rec.bias_removal, t_max=6))
     assert rec.for_phase("base") is rec and rec.for_phase("bias-removal").train.t_max == 6
+    wide = replace(rec, eval=replace(rec.eval, ts=(1, 6)))  # eval.ts may reach the fine-tune's T_max ...
+    assert wide.for_phase("bias-removal").eval.ts == (1, 6)
+    with pytest.raises(SpeckMttError, match=r"eval.ts \[6\] outside \[1, T_max of the base phase=3\]"):
+        wide.for_phase("base")  # ... but the base phase runs at train.t_max
     fine = (tiny_frames(32, t=6), tiny_frames(16, t=6, seed=1))
     summary = run(rec, d / "t6", phase="bias-removal", from_ckpt=d / "base/model.pt", datasets=fine, progress=False)
     ck = load_checkpoint(d / "t6/model.pt")

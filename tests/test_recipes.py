@@ -36,7 +36,7 @@ def test_parse_set_values():
     ({"train": {"t_min": 0}}, "impossible T range"),
     ({"train": {"epochs": "ten"}}, "train.epochs must be int"),
     ({"train": {"method": "bptt"}}, "unknown training method"),
-    ({"eval": {"ts": [1, 11]}}, "outside [1, t_max=10]"),
+    ({"eval": {"ts": [1, 31]}}, "outside [1, the largest T_max of the phases=30]"),
     ({"train": {"method": "sdt", "tit_t": 2, "tit_epochs": 0}}, "TIT needs"),
     ({"train": {"tit_t": 2, "tit_epochs": 1}}, "use it with train.method"),
     ({"data": {"keep_min": 0.0}}, "data.keep_min in (0, 1]"),

@@ -120,9 +120,11 @@ class Recipe:
     def for_phase(self, phase: str) -> Recipe:
         """The recipe a phase runs: bias removal at bias_removal.t_max (when set) as its train.t_max,
         so frames, draws, evaluation and the checkpoint's T_max all follow it."""
-        if phase != "bias-removal" or not self.bias_removal.t_max:
-            return self
-        return replace(self, train=replace(self.train, t_max=self.bias_removal.t_max))
+        out = self
+        if phase == "bias-removal" and self.bias_removal.t_max:
+            out = replace(self, train=replace(self.train, t_max=self.bias_removal.t_max))
+        _check_eval_ts(asdict(self.eval), out.train.t_max, f"T_max of the {phase} phase")
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         """The recipe as checkpoints store it: sections of plain values (lists, not tuples)."""
@@ -220,6 +222,13 @@ def load_recipe(name_or_path: str, quick: bool = False, overrides: dict[str, dic
     return Recipe.from_dict(recipe)
 
 
+def _check_eval_ts(ev: dict[str, Any], t_max: int, what: str) -> None:
+    for key in ("ts", "epoch_ts"):
+        bad = [t for t in ev[key] if not 1 <= t <= t_max]
+        if bad:
+            raise _fail(f"eval.{key} {bad} outside [1, {what}={t_max}]")
+
+
 def validate(recipe: dict[str, Any]) -> None:
     """Cross-key rules (types were checked on merge)."""
     tr, data, ev = recipe["train"], recipe["data"], recipe["eval"]
@@ -242,10 +251,7 @@ def validate(recipe: dict[str, Any]) -> None:
         raise _fail("TIT (train.tit_t) schedules SDT's fixed T; use it with train.method = \"sdt\"")
     if tr["tit_t"] and not 0 < tr["tit_epochs"] < tr["epochs"]:
         raise _fail("TIT needs 0 < train.tit_epochs < train.epochs (fine-tune epochs at the target T)")
-    for key in ("ts", "epoch_ts"):
-        bad = [t for t in ev[key] if not 1 <= t <= tr["t_max"]]
-        if bad:
-            raise _fail(f"eval.{key} {bad} outside [1, t_max={tr['t_max']}]")
+    _check_eval_ts(ev, max(tr["t_max"], recipe["bias_removal"]["t_max"]), "the largest T_max of the phases")
     if data["roll_px"] < -1 or not 0 < data["keep_min"] <= 1:
         raise _fail(f"data.roll_px must be >= -1 (-1: the dataset's) and data.keep_min in (0, 1], got "
                     f"{data['roll_px']} and {data['keep_min']:g}")
