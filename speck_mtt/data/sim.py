@@ -48,6 +48,14 @@ class Item:
     index: int  # nmnist-sim, cifar10dvs-sim: t10k digit index; gesture-sim: user number
 
 
+def digit_split(name: str, seed: list[int], n_train: int, n_test: int, split: str) -> np.ndarray:
+    """The t10k digit indices of one split: n_train + n_test distinct digits, drawn by `seed`."""
+    if n_train + n_test > 10_000:
+        raise DataError(f"{name}: n_train + n_test must be <= 10000 (the t10k digits), got {n_train + n_test}")
+    perm = np.random.default_rng(seed).permutation(10_000)
+    return perm[:n_train] if split == "train" else perm[n_train:n_train + n_test]
+
+
 @dataclass(frozen=True)
 class NMNISTSim:
     """nmnist-sim: split by digit image, n_train + n_test distinct t10k digits."""
@@ -63,10 +71,7 @@ class NMNISTSim:
 
     def items(self, split: str) -> list[Item]:
         """The split's recordings in tonic's listing order (digit folder, then file name)."""
-        if self.n_train + self.n_test > 10_000:
-            raise DataError(f"nmnist-sim: n_train + n_test must be <= 10000 (the t10k digits), got {self.n_train + self.n_test}")
-        perm = np.random.default_rng([self.saccades.seed, 1]).permutation(10_000)
-        ids = perm[: self.n_train] if split == "train" else perm[self.n_train : self.n_train + self.n_test]
+        ids = digit_split("nmnist-sim", [self.saccades.seed, 1], self.n_train, self.n_test, split)
         labels = load_t10k()[1]
         folder = "Train" if split == "train" else "Test"
         items = [Item(f"{folder}/{labels[i]}/{i:05d}.bin", int(labels[i]), int(i)) for i in ids]
@@ -125,8 +130,7 @@ class CIFAR10DVSSim:
 
     def items(self, split: str) -> list[Item]:
         """The split's recordings in tonic's listing order (class folder, then file name)."""
-        perm = np.random.default_rng([self.rcls.seed, 2]).permutation(10_000)
-        ids = perm[: self.n_train] if split == "train" else perm[self.n_train : self.n_train + self.n_test]
+        ids = digit_split("cifar10dvs-sim", [self.rcls.seed, 2], self.n_train, self.n_test, split)
         labels = load_t10k()[1]
         names = list(CIFAR10DVSFiles.classes)
         items = [Item(f"{names[labels[i]]}/{i:05d}.aedat4", int(labels[i]), int(i)) for i in ids]
