@@ -8,7 +8,7 @@ parameters (sim) or the real files' names, sizes and bytes (a recording changed 
 the same size, gets a new cache), and the chosen samples (tonic's
 DiskCachedDataset keys by index only, which would silently mix these up). Coarser T are derived
 from the cached frames with speck_mtt.timegroups.resample_time (the TTM's grouping), never re-framed.
-Augmentation (flip with label remap, roll) is applied per access, after the cache.
+Augmentation (flip with label remap, roll, thinning) is applied per access, after the cache.
 """
 
 from __future__ import annotations
