@@ -34,7 +34,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$fingerprint" ]; then
     echo "error: $results was made from other data ($(cat "$stamp"); now $fingerprint): remove $results or pick another results folder" >&2
     exit 2
 fi
-echo "$fingerprint" > "$stamp"
+echo "$fingerprint" > "$stamp.$$" && mv "$stamp.$$" "$stamp"  # atomic: METHODS=mtt and METHODS=sdt may run at once
 real=0  # stand-in models are measured on real recordings too (never a model trained on real N-MNIST:
 [ "${fingerprint%% *}" = nmnist-sim ] && real=1  # nmnist-real800 holds N-MNIST training recordings)
 
