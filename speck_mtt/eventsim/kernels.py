@@ -35,21 +35,27 @@ _INITIAL_CAPACITY = 256
 
 
 @njit(inline="always", cache=True)
-def chip_neuron(v, w, theta_high, theta_low, v_min, v_max):
+def chip_neuron(v, w, theta_high, theta_low, v_min, v_max, quiet=False):
     """One synaptic update of a Speck neuron: (new state, spiked, floored, held, saturated).
 
     v += w, saturating to the register range [v_min, v_max]; at or above theta_high emit ONE
     spike and subtract theta_high (a state still above threshold waits for the next event:
     "held"); then clamp at theta_low ("floored"). Written without branches on the state so the
-    compiled kernels update a run of channels with SIMD instructions.
+    compiled kernels update a run of channels with SIMD instructions. `quiet` (a constant) is
+    for callers that proved the sum stays in range and below 2 theta_high (see `_quiet_layers`):
+    the range clamp and the held check then compile away, their flags are False.
     """
     v = v + w
-    saturated = (v > v_max) | (v < v_min)
-    v = min(max(v, v_min), v_max)
+    saturated = False
+    if not quiet:
+        saturated = (v > v_max) | (v < v_min)
+        v = min(max(v, v_min), v_max)
     spiked = v >= theta_high
     if spiked:
         v = v - theta_high
-    held = spiked & (v >= theta_high)
+    held = False
+    if not quiet:
+        held = spiked & (v >= theta_high)
     floored = v < theta_low
     v = max(v, theta_low)
     return v, spiked, floored, held, saturated
@@ -72,8 +78,52 @@ def _ensure_room(pend, npend, dptr, didx, l, room):
 
 
 @njit(cache=True, inline="always")
+def _update_run(s_v, w_v, f_v, theta_high, theta_low, v_min, v_max, quiet):
+    """One kernel position: the channels' states s_v take the weights w_v, f_v notes who spiked;
+    returns the tallies (spikes, floor hits, held, saturated), kept in the state's own type
+    (exact: at most C_out each) so the loop holds one lane width and vectorizes."""
+    zero = v_max - v_max
+    here = zero
+    floors = zero
+    helds = zero
+    sats = zero
+    for co in range(s_v.shape[0]):
+        v, spiked, floored, held, saturated = chip_neuron(s_v[co], w_v[co], theta_high, theta_low, v_min, v_max,
+                                                          quiet)
+        s_v[co] = v
+        f_v[co] = spiked
+        here += spiked
+        floors += floored
+        helds += held
+        sats += saturated
+    return here, floors, helds, sats
+
+
+@njit(cache=True)
+def _quiet_layers(lay, weights, th_hi, th_lo, vb, state):
+    """Per layer: can no update from this state on saturate or hold a spike? True when every sum
+    state + w stays in the register range and below 2 theta_high for states in [lo, hi], where
+    lo = min(state, theta_low) and hi = max(state, theta_high, theta_low): an update then leaves
+    the state in [lo, hi] again (below theta_high after a spike, never under theta_low), so the
+    bound holds for the whole run. Exact in float64 too: the sums are monotone in their terms and
+    v - theta_high for theta_high <= v < 2 theta_high is exact (Sterbenz)."""
+    quiet = np.zeros(lay.shape[0], np.bool_)
+    for l in range(lay.shape[0]):
+        n_w = lay[l, F_CIN] * lay[l, F_KH] * lay[l, F_KW] * lay[l, F_COUT]
+        w = weights[lay[l, F_WOFF]:lay[l, F_WOFF] + n_w]
+        s = state[lay[l, F_SOFF]:lay[l, F_SOFF] + lay[l, F_COUT] * lay[l, F_HOUT] * lay[l, F_WOUT]]
+        if w.size == 0 or s.size == 0:
+            continue
+        hi = max(s.max(), th_hi[l], th_lo[l])
+        lo = min(s.min(), th_lo[l])
+        top = hi + w.max()
+        quiet[l] = th_hi[l] > 0 and top <= vb[l, 1] and top < th_hi[l] + th_hi[l] and lo + w.min() >= vb[l, 0]
+    return quiet
+
+
+@njit(cache=True, inline="always")
 def _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, ci, y, x, state, pend, npend,
-             counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys):
+             counts, stats, quiet, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys):
     """One event (ci, y, x) into layer l: update every neuron its kernel touches; its spikes, in
     (channel, row, column) order, are pooled and appended to the pending
     input list of every destination (the caller made room: one event causes at most
@@ -123,7 +173,6 @@ def _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, ci, y, x, state, pen
     theta_low = th_lo[l]
     v_min = vb[l, 0]
     v_max = vb[l, 1]
-    zero = v_max - v_max
     woff = lay[l, F_WOFF] + ci * kh * kw * c_out
     soff = lay[l, F_SOFF]
     # the updates themselves are independent: run them channel-innermost (contiguous, SIMD),
@@ -143,21 +192,10 @@ def _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, ci, y, x, state, pen
             s_v = state[sb:sb + c_out]  # views indexed from 0: no negative-index wraparound, SIMD
             w_v = weights[wb:wb + c_out]
             f_v = fired[fb:fb + c_out]
-            # per-position tallies in the state's own type (exact: at most C_out each), so the
-            # loop holds one lane width and vectorizes
-            here = zero
-            floors = zero
-            helds = zero
-            sats = zero
-            for co in range(c_out):
-                v, spiked, floored, held, saturated = chip_neuron(s_v[co], w_v[co], theta_high, theta_low,
-                                                                  v_min, v_max)
-                s_v[co] = v
-                f_v[co] = spiked
-                here += spiked
-                floors += floored
-                helds += held
-                sats += saturated
+            if quiet[l]:
+                here, floors, helds, sats = _update_run(s_v, w_v, f_v, theta_high, theta_low, v_min, v_max, True)
+            else:
+                here, floors, helds, sats = _update_run(s_v, w_v, f_v, theta_high, theta_low, v_min, v_max, False)
             pos_spikes[i * n_ox + j] = int(here)
             n_spikes += int(here)
             n_floor += int(floors)
@@ -225,16 +263,17 @@ def run_events(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, co
     npend = np.zeros(n_layers, np.int64)
     oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys = _scratch(lay)
     room = lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]
+    quiet = _quiet_layers(lay, weights, th_hi, th_lo, vb, state)
     for e in range(xs.shape[0]):
         pend = _ensure_room(pend, npend, dptr, didx, 0, room[0])
         _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
-                 counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
+                 counts, stats, quiet, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
         for l in range(1, n_layers):  # the same drain loop as run_layerwise, written out: a shared
             j = 0                         # njit helper halved the speed (measured with bench_sim)
             while j < npend[l]:
                 pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
                 _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
-                         pend[l, j, 2], state, pend, npend, counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
+                         pend[l, j, 2], state, pend, npend, counts, stats, quiet, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
                 j += 1
             npend[l] = 0
 
@@ -248,16 +287,17 @@ def run_layerwise(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state,
     npend = np.zeros(n_layers, np.int64)
     oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys = _scratch(lay)
     room = lay[:, F_COUT] * lay[:, F_KH] * lay[:, F_KW]
+    quiet = _quiet_layers(lay, weights, th_hi, th_lo, vb, state)
     for e in range(xs.shape[0]):
         pend = _ensure_room(pend, npend, dptr, didx, 0, room[0])
         _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, 0, ps[e], ys[e], xs[e], state, pend, npend,
-                 counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
+                 counts, stats, quiet, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
     for l in range(1, n_layers):
         j = 0
         while j < npend[l]:
             pend = _ensure_room(pend, npend, dptr, didx, l, room[l])
             _deliver(lay, weights, th_hi, th_lo, vb, dptr, didx, l, pend[l, j, 0], pend[l, j, 1],
-                     pend[l, j, 2], state, pend, npend, counts, stats, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
+                     pend[l, j, 2], state, pend, npend, counts, stats, quiet, oy_buf, ky_buf, ox_buf, kx_buf, fired, fired_words, pos_spikes, keys)
             j += 1
 
 
