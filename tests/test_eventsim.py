@@ -272,3 +272,28 @@ def test_state_saturates_at_the_16_bit_register():
     unscaled = {k: v for k, v in flt.items() if k != "scale"}
     free = simulate(build.artifact([dict(unscaled, threshold_high=1e9)], [1, 1, 1], discretized=False), ev)
     assert free.states[0].item() == n * 127 and free.events["saturations"].item() == 0
+
+
+def test_quiet_layers_skip_the_range_and_held_checks_only_where_proved():
+    """A layer whose sums provably stay in the register and below 2 theta_high runs without the
+    range clamp and the held check (kernels._quiet_layers): by hand at both edges, and the compiled
+    simulator equals the reference on either side of the held edge."""
+    from speck_mtt.eventsim import kernels as K
+
+    def quiet(weights, th, lo=-5):
+        net = compile_artifact(one_layer(torch.tensor(weights, dtype=torch.float32).reshape(1, -1, 1, 1),
+                                         [len(weights), 1, 1], th, lo))
+        return bool(K._quiet_layers(net.lay, net.weights, net.th_hi, net.th_lo, net.vb,
+                                    np.zeros(net.n_state, net.vb.dtype))[0])
+
+    assert quiet([9.0, -9.0], 10) and not quiet([11.0, -2.0], 10)  # 10 + 9 < 20 <= 10 + 11
+    assert quiet([127.0], K.STATE_MAX - 127) and not quiet([127.0], K.STATE_MAX - 126)  # top of the register
+    assert quiet([-127.0], 10, K.STATE_MIN + 127) and not quiet([-127.0], 10, K.STATE_MIN + 126)  # bottom
+    rng = np.random.default_rng(3)
+    ev = random_events(rng, 400, 1, 1)
+    for weights, held in (([9.0, -9.0], False), ([11.0, -2.0], True)):
+        art = one_layer(torch.tensor(weights).reshape(1, 2, 1, 1), [2, 1, 1], 10, -5)
+        fast, ref = simulate(art, ev), simulate_reference(art, ev)
+        assert fast.counts.tolist() == ref["counts"].tolist() and fast.membranes.tolist() == ref["membranes"].tolist()
+        assert {k: v.tolist() for k, v in fast.events.items()} == {k: v.tolist() for k, v in ref["events"].items()}
+        assert (fast.events["held_spikes"].item() > 0) == held and fast.events["floor_hits"].item() > 0
