@@ -1,4 +1,5 @@
-"""The bias-removal options: shrinking bias, per-layer rescaling, distillation from the BN model."""
+"""The bias-removal options: shrinking bias, per-layer rescaling, distillation from the BN model, and
+the base-phase bias decay that makes the drop cheaper."""
 
 import copy
 import subprocess
@@ -10,14 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-from speck_mtt.checkpoint import load_checkpoint
+from speck_mtt.checkpoint import load_checkpoint, model_from_checkpoint
 from speck_mtt.errors import SpeckMttError
 from speck_mtt.models.networks import SpikingNet
 from speck_mtt.models.neurons import multistep_if
 from speck_mtt.mtt.config import ConfigSampler
 from speck_mtt.mtt.losses import mean_output_ce
 from speck_mtt.training.bias_removal import BiasSchedule, Distiller, layer_rates, rescale_weights
-from speck_mtt.training.bn import absorb_bn
+from speck_mtt.training.bn import absorb_bn, absorbed_bias, bias_penalty
 from speck_mtt.training.loop import run, train_epoch, trainable_parameters
 
 from test_train import tiny_frames, tiny_recipe
@@ -138,8 +139,33 @@ def test_the_fine_tune_runs_at_its_own_t_max(base_run):
     assert summary["eval"]["t"] == [1, 2, 3, 4, 5, 6]
 
 
+def test_bias_penalty_is_the_mean_square_of_what_absorption_drops():
+    net = one_layer_net(gamma=2.0, beta=0.5)
+    bn = net.blocks[0][2]
+    with torch.no_grad():
+        bn.running_mean.fill_(0.1)  # dropped bias 0.5 - 0.1 * 2 / sqrt(1) = 0.3
+    assert torch.allclose(absorbed_bias(bn), torch.tensor([0.3]))
+    assert bias_penalty(net).item() == pytest.approx(0.09)
+    bias_penalty(net).backward()  # gradients reach beta and gamma: d/dbeta 2b = 0.6, d/dgamma 2b (-0.1) = -0.06
+    assert bn.bias.grad.item() == pytest.approx(0.6) and bn.weight.grad.item() == pytest.approx(-0.06, rel=1e-3)
+    assert [b.item() for b in absorb_bn(copy.deepcopy(net))] == pytest.approx([0.3])
+
+
+def test_bias_decay_shrinks_the_bias_the_drop_will_remove(base_run):
+    d, data = base_run
+    dropped = {}
+    for decay in (0.0, 10.0):
+        rec = tiny_recipe(epochs=2, lr=5e-2, bias_decay=decay)  # 16 Adam steps: enough to move beta
+        run(rec, d / f"decay{decay}", datasets=data, progress=False)
+        ck = load_checkpoint(d / f"decay{decay}/model.pt")
+        dropped[decay] = bias_penalty(model_from_checkpoint(ck)).item()
+        assert ("bias_penalty" in ck["metrics"][-1]) == (decay > 0)
+    assert dropped[10.0] < 0.5 * dropped[0.0], dropped
+
+
 def test_bad_bias_removal_settings_are_one_line_errors():
     for setting, word in (("bias_removal.rescale=max", "rescale"), ("bias_removal.shrink_epochs=30", "shrink_epochs"),
+                          ("train.bias_decay=-1", "bias_decay"),
                           ("bias_removal.distill=-1", "distill"), ("bias_removal.t_max=-1", "bias_removal.t_max")):
         res = subprocess.run([SPECK, "train", "nmnist", "--quick", "--set", setting], capture_output=True, text=True)
         assert res.returncode == 2 and word in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr

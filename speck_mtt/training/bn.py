@@ -8,6 +8,8 @@
   module stays as a locked exact identity (gamma 1, beta 0, mean 0, var 1 - eps, frozen), so a
   bias-free fine-tune keeps the same layout and re-absorbing creates no bias.
 - to_bias_free: the same network built with bn=False, weights carried over block by block.
+- bias_penalty: the mean squared bias absorption would drop, for a base training that learns to
+  need less of it (train.bias_decay).
 """
 
 from __future__ import annotations
@@ -92,6 +94,22 @@ def _pairs(model: SpikingNet) -> list[tuple[nn.Module, nn.modules.batchnorm._Bat
     return pairs
 
 
+def _scale(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
+    return bn.weight / torch.sqrt(bn.running_var + bn.eps)
+
+
+def absorbed_bias(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
+    """The bias BN adds after its weight layer at its running statistics: beta - gamma * mean / sigma
+    (differentiable in gamma and beta)."""
+    return bn.bias - bn.running_mean * _scale(bn)
+
+
+def bias_penalty(model: SpikingNet) -> torch.Tensor:
+    """Sum over the BN layers of the mean squared bias that absorb_bn would drop (in thresholds per step)."""
+    terms = [absorbed_bias(bn).pow(2).mean() for _, bn in _pairs(model)]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
+
+
 @torch.no_grad()
 def absorb_bn(model: SpikingNet) -> list[torch.Tensor]:
     """Fold every BN into its weight layer in place, drop the bias; return the dropped biases.
@@ -100,9 +118,8 @@ def absorb_bn(model: SpikingNet) -> list[torch.Tensor]:
     """
     dropped = []
     for layer, bn in _pairs(model):
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        dropped.append((bn.bias - bn.running_mean * scale).detach().clone())
-        layer.weight.mul_(scale.reshape(-1, *([1] * (layer.weight.dim() - 1))))
+        dropped.append(absorbed_bias(bn).detach().clone())
+        layer.weight.mul_(_scale(bn).reshape(-1, *([1] * (layer.weight.dim() - 1))))
     lock_identity_bn(model)
     return dropped
 

@@ -41,7 +41,7 @@ from ..models.neurons import set_floor
 from ..mtt.config import ConfigSampler
 from ..mtt.losses import make_loss
 from .bias_removal import BiasSchedule, Distiller, layer_rates, rescale_weights
-from .bn import absorb_bn, bias_parameters, calibrate_bn, has_bn, lock_bn, to_bias_free
+from .bn import absorb_bn, bias_parameters, bias_penalty, calibrate_bn, has_bn, lock_bn, to_bias_free
 from .recipe import Recipe
 
 PHASES = ("base", "bias-removal")
@@ -57,6 +57,7 @@ class PhaseSettings:
     lr: float
     weight_decay: float
     lock_bn: bool
+    bias_decay: float = 0.0  # base phase only: the bias-free fine-tune has no bias left to shrink
 
 
 def phase_settings(recipe: Recipe, phase: str) -> PhaseSettings:
@@ -64,7 +65,7 @@ def phase_settings(recipe: Recipe, phase: str) -> PhaseSettings:
         raise SpeckMttError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
     tr, br = recipe.train, recipe.bias_removal
     if phase == "base":
-        return PhaseSettings(phase, tr.method, tr.epochs, tr.lr, tr.weight_decay, tr.lock_bn)
+        return PhaseSettings(phase, tr.method, tr.epochs, tr.lr, tr.weight_decay, tr.lock_bn, tr.bias_decay)
     return PhaseSettings(phase, br.method, br.epochs, br.lr, br.weight_decay, True)
 
 
@@ -86,10 +87,12 @@ def non_finite_parameters(model: torch.nn.Module) -> list[str]:
 
 def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, optimizer: torch.optim.Optimizer,
                 device: torch.device, bn_locked: bool = False, info: D.DistInfo = D.DistInfo(),
-                progress=None, epoch: int = 0, distill: Distiller | None = None) -> dict[str, float]:
+                progress=None, epoch: int = 0, distill: Distiller | None = None,
+                bias_decay: float = 0.0) -> dict[str, float]:
     """Per batch: for each of the iteration's configurations forward, loss, backward at once
     (so memory holds one forward), gradients summed; then one optimizer step. With `distill`,
-    the teacher's output (once per batch) adds its KL term to every configuration's loss."""
+    the teacher's output (once per batch) adds its KL term to every configuration's loss; with
+    `bias_decay`, bias_decay x bias_penalty is added once per step."""
     model.train()
     if bn_locked:
         lock_bn(model)
@@ -110,6 +113,8 @@ def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, opti
             loss_sum += loss.item() * len(y)
             correct += (out.detach().mean(1).argmax(1) == y).sum().item()
             seen += len(y)
+        if bias_decay:
+            (bias_decay * bias_penalty(model)).backward()
         D.allreduce_gradients(model, info)
         optimizer.step()
         bad = non_finite_parameters(model)
@@ -119,7 +124,10 @@ def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, opti
             progress(step, loss_sum.item() / seen, correct.item() / seen)
     totals = D.allreduce_sum(torch.stack([loss_sum, correct, torch.tensor(float(seen), dtype=torch.float64)]), info)
     n = max(totals[2].item(), 1.0)
-    return {"train_loss": totals[0].item() / n, "train_acc": totals[1].item() / n}
+    stats = {"train_loss": totals[0].item() / n, "train_acc": totals[1].item() / n}
+    if bias_decay:
+        stats["bias_penalty"] = bias_penalty(model).item()
+    return stats
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,7 +459,7 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
             tick = lambda i, l, a: bar.update(task, completed=i + 1, stats=f"loss {l:.4f} acc {100 * a:.1f}%")  # noqa: E731
         try:
             stats = train_epoch(model, loader, sampler, loss_fn, optimizer, dev, ph.lock_bn, info, tick, epoch,
-                                distill)
+                                distill, ph.bias_decay)
         except NonFiniteLoss as exc:
             if bar is not None:
                 bar.stop()
@@ -468,7 +476,8 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
                **({"bias_scale": bias_scale} if bias_scale is not None else {})}
         metrics.append(row)
         say(f"epoch {epoch + 1}/{ph.epochs}: loss {stats['train_loss']:.4f} train acc {100 * stats['train_acc']:.2f}% "
-            f"test {_fmt(quick)} ({epoch_time:.1f} s)")
+            f"test {_fmt(quick)} ({epoch_time:.1f} s)"
+            + (f" bias penalty {stats['bias_penalty']:.4f}" if "bias_penalty" in stats else ""))
         if info.is_main:
             save_json(metrics, out / "metrics.json")
             save_text(metrics_csv(metrics), out / "metrics.csv")

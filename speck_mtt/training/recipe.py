@@ -63,6 +63,7 @@ class TrainSettings:
     optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.0
+    bias_decay: float = 0.0            # lambda x the mean squared bias BN absorption will drop (base phase, BN)
     scheduler: str = "cosine"
     seed: int = 0
     lock_bn: bool = False              # BN in eval mode while training (fine-tuning a trained model)
@@ -270,7 +271,7 @@ def validate(recipe: dict[str, Any]) -> None:
     if tr["lr"] <= 0 or recipe["bias_removal"]["lr"] <= 0:
         raise _fail(f"learning rates must be > 0, got train.lr={tr['lr']:g}, "
                     f"bias_removal.lr={recipe['bias_removal']['lr']:g}")
-    non_negative = {"train.weight_decay": tr["weight_decay"],
+    non_negative = {"train.weight_decay": tr["weight_decay"], "train.bias_decay": tr["bias_decay"],
                     "bias_removal.weight_decay": br["weight_decay"], "bias_removal.distill": br["distill"],
                     "train.tet_lambda": tr["tet_lambda"], "train.calib_batches": tr["calib_batches"],
                     "train.tit_epochs": tr["tit_epochs"], "train.seed": tr["seed"],
