@@ -163,6 +163,14 @@ def test_bias_decay_shrinks_the_bias_the_drop_will_remove(base_run):
     assert dropped[10.0] < 0.5 * dropped[0.0], dropped
 
 
+def test_bias_decay_leaves_a_network_without_bn_alone(base_run):
+    d, data = base_run
+    rec = tiny_recipe(epochs=1, bias_decay=1.0)
+    rec = replace(rec, model=replace(rec.model, bn=False))
+    run(rec, d / "no-bn", datasets=data, progress=False)
+    assert "bias_penalty" not in load_checkpoint(d / "no-bn/model.pt")["metrics"][-1]
+
+
 def test_bad_bias_removal_settings_are_one_line_errors():
     for setting, word in (("bias_removal.rescale=max", "rescale"), ("bias_removal.shrink_epochs=30", "shrink_epochs"),
                           ("train.bias_decay=-1", "bias_decay"),

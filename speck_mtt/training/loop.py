@@ -65,7 +65,8 @@ def phase_settings(recipe: Recipe, phase: str) -> PhaseSettings:
         raise SpeckMttError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
     tr, br = recipe.train, recipe.bias_removal
     if phase == "base":
-        return PhaseSettings(phase, tr.method, tr.epochs, tr.lr, tr.weight_decay, tr.lock_bn, tr.bias_decay)
+        decay = tr.bias_decay if recipe.model.bn else 0.0  # without BN no bias will be dropped
+        return PhaseSettings(phase, tr.method, tr.epochs, tr.lr, tr.weight_decay, tr.lock_bn, decay)
     return PhaseSettings(phase, br.method, br.epochs, br.lr, br.weight_decay, True)
 
 
