@@ -46,3 +46,21 @@ def resample_time(x: torch.Tensor, t_out: int, dim: int = 1) -> torch.Tensor:
         return x.new_zeros(shape).index_add_(dim, index, x)
     return x.index_select(dim, index)
 
+
+
+def resample_time_random(x: torch.Tensor, t_out: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sum the T_in frames of x (B, T_in, ...) into t_out < T_in groups whose boundaries are drawn
+    at random per sample (every group at least one frame; counts preserved).
+
+    Training only: the chip has no frame boundaries at all, so a network that never sees the same
+    cut twice cannot lean on where the cuts fall (the paper's "random accumulation of input
+    frames"). Equal or larger t_out is the regular resample_time.
+    """
+    batch, t_in = x.shape[:2]
+    if t_out >= t_in:
+        return resample_time(x, t_out, dim=1)
+    # t_out - 1 distinct cuts among the t_in - 1 gaps between frames; group = cuts at or before it
+    order = torch.rand(batch, t_in - 1, generator=generator).argsort(1)[:, :t_out - 1].to(x.device)
+    starts = torch.zeros(batch, t_in, dtype=torch.long, device=x.device).scatter_(1, order + 1, 1)
+    group = starts.cumsum(1).view(batch, t_in, *[1] * (x.dim() - 2)).expand_as(x)
+    return x.new_zeros((batch, t_out, *x.shape[2:])).scatter_add_(1, group, x)

@@ -177,3 +177,23 @@ def test_bad_bias_removal_settings_are_one_line_errors():
                           ("bias_removal.distill=-1", "distill"), ("bias_removal.t_max=-1", "bias_removal.t_max")):
         res = subprocess.run([SPECK, "train", "nmnist", "--quick", "--set", setting], capture_output=True, text=True)
         assert res.returncode == 2 and word in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_fine_input_frames_random_bounds_and_a_membrane_readout_in_the_fine_tune(base_run):
+    d, _ = base_run
+    rec = tiny_recipe(epochs=1, input_frames=6, random_bounds=True, input_stage="draw")
+    rec = replace(rec, model=replace(rec.model, head="membrane"))
+    fine = (tiny_frames(32, t=6), tiny_frames(16, t=6, seed=1))  # the data at input_frames, finer than T_max 3
+    summary = run(rec, d / "fine", phase="bias-removal", from_ckpt=d / "base/model.pt", datasets=fine, progress=False)
+    ck = load_checkpoint(d / "fine/model.pt")
+    assert ck["t_max"] == 3 and summary["eval"]["t"] == [1, 2, 3]  # evaluated at T_max, not at the input frames
+    assert ck["arch_kwargs"]["head"] == "membrane" and ck["recipe"]["train"]["input_frames"] == 6
+    model = model_from_checkpoint(ck)
+    assert model.head == "membrane" and isinstance(model.blocks[-1][-1], nn.Linear)
+    assert not [k for k in ck["model"] if k.startswith("blocks.3.") and "threshold" in k]
+
+
+def test_input_frames_and_head_settings_are_checked():
+    for setting, word in (("train.input_frames=5", "input_frames"), ("model.head=rate", "model.head")):
+        res = subprocess.run([SPECK, "train", "nmnist", "--quick", "--set", setting], capture_output=True, text=True)
+        assert res.returncode == 2 and word in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -25,7 +25,8 @@ def _checkpoint(tmp_path, arch, name="ckpt.pt", **kwargs):
     return path
 
 
-@pytest.mark.parametrize("arch,kwargs,n_layers", [("nmnist_3c1fc", {}, 4), ("gesture_4c2fc", {"bn": False}, 6)])
+@pytest.mark.parametrize("arch,kwargs,n_layers", [("nmnist_3c1fc", {}, 4), ("nmnist_3c1fc", {"head": "membrane"}, 4),
+                                                   ("gesture_4c2fc", {"bn": False}, 6)])
 def test_deploy_speck2e_offline(tmp_path, arch, kwargs, n_layers):
     ckpt = _checkpoint(tmp_path, arch, **kwargs)
     out = tmp_path / "dep"
@@ -35,6 +36,8 @@ def test_deploy_speck2e_offline(tmp_path, arch, kwargs, n_layers):
     assert summary["fits_chip"] and summary["target"] == "speck2e"
     art = torch.load(out / "artifact.pt", weights_only=True)
     assert art["format"] == FORMAT and art["version"] == 1 and art["arch"] == arch and art["discretized"]
+    head = build_model(arch, **kwargs).head
+    assert art["head"] == head and art["layers"][-1]["readout"] == ("membrane" if head == "membrane" else "spikes")
     assert len(art["layers"]) == len(art["float_layers"]) == n_layers
     cores = [layer["core"] for layer in art["layers"]]
     assert sorted(set(cores)) == sorted(cores) and all(0 <= c < 9 for c in cores)

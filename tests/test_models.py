@@ -119,3 +119,27 @@ def test_checkpoints_keep_their_floor_and_old_ones_read_as_minus_one():
     assert floor_of(model_from_checkpoint(ckpt)) == -4.0
     legacy = make_checkpoint(model, {"bn": False})
     assert floor_of(model_from_checkpoint(legacy)) == -1.0
+
+
+def test_switching_the_head_keeps_the_weights_and_changes_only_the_readout():
+    from speck_mtt.models.networks import switch_head
+    torch.manual_seed(0)
+    net = build_model("nmnist_3c1fc")
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.abs_()  # excitatory enough that spikes reach the readout
+    x = torch.poisson(torch.full((2, 4, 2, 34, 34), 0.3))
+    spikes = net(x)
+    assert spikes.sum() > 0
+    lin = net.blocks[-1][1]
+    switch_head(net, "membrane", DEFAULT_FLOOR)
+    assert net.head == "membrane" and net.blocks[-1][-1] is lin  # the same weights, no neuron after them
+    membrane = net(x)
+    assert membrane.shape == spikes.shape and not torch.equal(membrane, spikes)
+    built = build_model("nmnist_3c1fc", head="membrane")  # what a checkpoint with head "membrane" rebuilds
+    assert [n for n, _ in built.named_parameters()] == [n for n, _ in net.named_parameters()]
+    switch_head(net, "if", DEFAULT_FLOOR)
+    assert torch.equal(net(x), spikes)  # back to spike-count voting: the same network as before
+    with pytest.raises(SpeckMttError, match="unknown head"):
+        switch_head(net, "rate", DEFAULT_FLOOR)

@@ -60,3 +60,14 @@ def test_bad_settings_are_one_line_errors(kw):
     with pytest.raises(SpeckMttError) as e:
         ConfigSampler(**args)
     assert "\n" not in str(e.value)
+
+
+def test_finer_input_frames_draw_stage_one_up_to_them_and_leave_the_rest_alone():
+    fine = ConfigSampler("mtt", 4, 1, 10, t_input=30, draws=3, input_stage="draw", seed=3)
+    draws = [fine.sample() for _ in range(400)]
+    firsts = [c[0] for c in draws]
+    assert min(firsts) == 1 and max(firsts) == 30 and all(t <= 10 for c in draws for t in c[1:])
+    plain = ConfigSampler("mtt", 4, 1, 10, t_input=10, draws=3, input_stage="draw", seed=3)
+    assert all(max(plain.sample()) <= 10 for _ in range(100))
+    sdt = ConfigSampler("sdt", 4, 1, 10, t_input=30)
+    assert sdt.sample() == [10] * 4  # SDT's stage 1 groups the fine frames down to T_max

@@ -62,3 +62,18 @@ def test_gradient_flows_through_ttm():
 def test_bad_t():
     with pytest.raises(ValueError):
         group_bounds(0, 3)
+
+
+def test_random_groups_are_contiguous_nonempty_and_keep_every_count():
+    from speck_mtt.timegroups import resample_time_random
+    t_in, t_out = 12, 5
+    x = (2.0 ** torch.arange(t_in)).reshape(1, t_in, 1).repeat(64, 1, 1)  # frame i holds 2**i: sums decode
+    y = resample_time_random(x, t_out, generator=torch.Generator().manual_seed(0))
+    assert y.shape == (64, t_out, 1) and torch.equal(y.sum(1), x.sum(1))
+    cuts = set()
+    for row in y[:, :, 0].long().tolist():
+        frames = [[i for i in range(t_in) if v >> i & 1] for v in row]  # which frames each group summed
+        assert all(frames) and sum(frames, []) == list(range(t_in))  # non-empty, contiguous, in order
+        cuts.add(tuple(f[0] for f in frames))
+    assert len(cuts) > 30  # cut per sample, not per batch
+    assert torch.equal(resample_time_random(x, t_in), x)  # nothing to group: the regular resample

@@ -102,20 +102,29 @@ def _block(*layers: nn.Module) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def nmnist_3c1fc(bn: bool = False, floor: float = DEFAULT_FLOOR) -> SpikingNet:
-    """3C1FC(W16), 6,160 weights, input 2x34x34, IF-voting head; neurons clamp at floor * theta."""
+def _readout(linear: nn.Linear, head: Head, floor: float) -> nn.Sequential:
+    """The last block: the classifier layer, with an IF neuron for spike-count voting ("if") or
+    without one for membrane voting ("membrane")."""
+    if head not in ("if", "membrane"):
+        raise SpeckMttError(f"unknown head {head!r}; choose if (spike count) or membrane")
+    return _block(linear, multistep_if(floor)) if head == "if" else _block(linear)
+
+
+def nmnist_3c1fc(bn: bool = False, floor: float = DEFAULT_FLOOR, head: Head = "if") -> SpikingNet:
+    """3C1FC(W16), 6,160 weights, input 2x34x34, IF-voting head (the paper's; or membrane voting);
+    neurons clamp at floor * theta."""
     norm: Callable[[int], nn.Module] = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
     blocks = [
         _block(conv(2, 8), norm(8), multistep_if(floor)),
         _block(nn.AvgPool2d(2), conv(8, 16), norm(16), multistep_if(floor)),
         _block(nn.AvgPool2d(2), conv(16, 16, stride=2), norm(16), multistep_if(floor)),
-        _block(nn.Flatten(), nn.Linear(256, 10, bias=False), multistep_if(floor)),
+        _block(nn.Flatten(), *_readout(nn.Linear(256, 10, bias=False), head, floor)),
     ]
-    return SpikingNet("nmnist_3c1fc", _strip_identity(blocks), "if", (2, 34, 34), 10, granularity=1)
+    return SpikingNet("nmnist_3c1fc", _strip_identity(blocks), head, (2, 34, 34), 10, granularity=1)
 
 
-def gesture_4c2fc(bn: bool = True, floor: float = DEFAULT_FLOOR) -> SpikingNet:
-    """4C2FC(W32), 48,592 weights (+176 BN), input 2x128x128, membrane-voting head."""
+def gesture_4c2fc(bn: bool = True, floor: float = DEFAULT_FLOOR, head: Head = "membrane") -> SpikingNet:
+    """4C2FC(W32), 48,592 weights (+176 BN), input 2x128x128, membrane-voting head (the paper's)."""
     norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
     blocks = [
         _block(nn.AvgPool2d(2), conv(2, 8, stride=2), norm(8), multistep_if(floor)),
@@ -123,13 +132,14 @@ def gesture_4c2fc(bn: bool = True, floor: float = DEFAULT_FLOOR) -> SpikingNet:
         _block(nn.AvgPool2d(2), conv(16, 32), norm(32), multistep_if(floor)),
         _block(nn.AvgPool2d(2), conv(32, 32), norm(32), multistep_if(floor)),
         _block(nn.Flatten(), nn.Linear(512, 64, bias=False), multistep_if(floor)),
-        _block(nn.Linear(64, 11, bias=False)),
+        _readout(nn.Linear(64, 11, bias=False), head, floor),
     ]
-    return SpikingNet("gesture_4c2fc", _strip_identity(blocks), "membrane", (2, 128, 128), 11, granularity=2)
+    return SpikingNet("gesture_4c2fc", _strip_identity(blocks), head, (2, 128, 128), 11, granularity=2)
 
 
-def vggsnn(bn: bool = True, input_size: int = 128, floor: float = DEFAULT_FLOOR) -> SpikingNet:
-    """VGGSNN for CIFAR10-DVS (about 9.2M weights), membrane-voting head; too large for Speck."""
+def vggsnn(bn: bool = True, input_size: int = 128, floor: float = DEFAULT_FLOOR,
+           head: Head = "membrane") -> SpikingNet:
+    """VGGSNN for CIFAR10-DVS (about 9.2M weights), membrane-voting head (the paper's); too large for Speck."""
     norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
     pool_in = max(1, input_size // 32)  # 128 -> 32 (the paper's AvgPool4); 48 (SOTA setting) unpooled
     side = input_size // pool_in
@@ -145,8 +155,9 @@ def vggsnn(bn: bool = True, input_size: int = 128, floor: float = DEFAULT_FLOOR)
             layers.append(nn.AvgPool2d(2))
         layers += [conv(c_in, c_out), norm(c_out), multistep_if(floor)]
         blocks.append(_block(*layers))
-    blocks.append(_block(nn.AvgPool2d(2), nn.Flatten(), nn.Linear(512 * (side // 16) ** 2, 10, bias=False)))
-    return SpikingNet("vggsnn", _strip_identity(blocks), "membrane", (2, input_size, input_size), 10, granularity=2)
+    blocks.append(_block(nn.AvgPool2d(2), nn.Flatten(),
+                         *_readout(nn.Linear(512 * (side // 16) ** 2, 10, bias=False), head, floor)))
+    return SpikingNet("vggsnn", _strip_identity(blocks), head, (2, input_size, input_size), 10, granularity=2)
 
 
 def nir_net(layers: Sequence[dict], input_shape: Sequence[int], n_classes: int, head: Head,
@@ -201,6 +212,19 @@ def _nir_layer(spec: dict, floor: float | None) -> nn.Module:
             neuron.spike_fn = SingleSpike
         return neuron
     raise SpeckMttError(f"unknown layer kind {kind!r} in an imported network; re-import the NIR file")
+
+
+def switch_head(net: SpikingNet, head: Head, floor: float) -> SpikingNet:
+    """The same network with the other readout: the last block loses its IF neuron (membrane
+    voting) or gains one at threshold 1 (spike-count voting). Weights are shared, not copied."""
+    if head not in ("if", "membrane"):
+        raise SpeckMttError(f"unknown head {head!r}; choose if (spike count) or membrane")
+    if head == net.head:
+        return net
+    last = list(net.blocks[-1])
+    net.blocks[-1] = _block(*last[:-1]) if head == "membrane" else _block(*last, multistep_if(floor))
+    net.head = head
+    return net
 
 
 def _strip_identity(blocks: list[nn.Sequential]) -> list[nn.Sequential]:

@@ -3,7 +3,8 @@
 - sdt: fixed T everywhere, one draw per iteration.
 - nmt: one random T for the whole network per draw (MTT with a single stage), M draws.
 - mtt: a random T per stage per draw, M draws per iteration; with input_stage="keep" the first
-  stage keeps the number of input frames (event data) and only the later stages are drawn.
+  stage keeps the number of input frames (event data) and only the later stages are drawn; with
+  "draw" and input frames finer than T_max (t_input > t_max) stage 1 is drawn up to t_input.
 - slt: one random latency t in [T_min, T_max] per batch, the whole network at t.
 
 Draws come from a seeded torch.Generator whose state goes into the checkpoint, so a resumed
@@ -59,6 +60,9 @@ class ConfigSampler:
             return self._uniform(1) * self.n_stages
         if self.input_stage == "keep":
             return [self.t_input] + self._uniform(self.n_stages - 1)
+        if self.t_input > self.t_max:  # finer input frames: stage 1 runs anywhere from t_min to them
+            first = torch.randint(self.t_min, self.t_input + 1, (1,), generator=self.generator).tolist()
+            return first + self._uniform(self.n_stages - 1)
         return self._uniform(self.n_stages)
 
     def iteration(self) -> list[list[int]]:

@@ -37,9 +37,11 @@ from ..errors import DataError, SpeckMttError
 from ..evaluate import eval_table, evaluate, save_eval
 from ..files import save_json, save_text
 from ..models import SpikingNet, build_model
+from ..models.networks import switch_head
 from ..models.neurons import set_floor
 from ..mtt.config import ConfigSampler
 from ..mtt.losses import make_loss
+from ..timegroups import resample_time_random
 from .bias_removal import BiasSchedule, Distiller, layer_rates, rescale_weights
 from .bn import absorb_bn, bias_parameters, bias_penalty, calibrate_bn, has_bn, lock_bn, to_bias_free
 from .recipe import Recipe
@@ -89,11 +91,12 @@ def non_finite_parameters(model: torch.nn.Module) -> list[str]:
 def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, optimizer: torch.optim.Optimizer,
                 device: torch.device, bn_locked: bool = False, info: D.DistInfo = D.DistInfo(),
                 progress=None, epoch: int = 0, distill: Distiller | None = None,
-                bias_decay: float = 0.0) -> dict[str, float]:
+                bias_decay: float = 0.0, random_bounds: bool = False) -> dict[str, float]:
     """Per batch: for each of the iteration's configurations forward, loss, backward at once
     (so memory holds one forward), gradients summed; then one optimizer step. With `distill`,
     the teacher's output (once per batch) adds its KL term to every configuration's loss; with
-    `bias_decay`, bias_decay x bias_penalty is added once per step."""
+    `bias_decay`, bias_decay x bias_penalty is added once per step; with `random_bounds`, stage 1
+    groups the input frames at random cuts (timegroups.resample_time_random)."""
     model.train()
     if bn_locked:
         lock_bn(model)
@@ -103,7 +106,7 @@ def train_epoch(model: SpikingNet, loader, sampler: ConfigSampler, loss_fn, opti
         optimizer.zero_grad(set_to_none=True)
         target = distill.targets(x) if distill is not None else None
         for config in sampler.iteration():
-            out = model(x, config)
+            out = model(resample_time_random(x, config[0]) if random_bounds else x, config)
             loss = loss_fn(out, y)
             if distill is not None:
                 loss = loss + distill.loss(out, target)
@@ -147,11 +150,12 @@ class Frames:
 
 
 def load_frames(recipe: Recipe, data_dir: str | Path | None) -> Frames:
-    """Train/test frames at T_max through speck_mtt.data (a real dataset falls back to its -sim)."""
+    """Train/test frames at T_max (or the finer train.input_frames) through speck_mtt.data (a real
+    dataset falls back to its -sim)."""
     from ..data import DATASETS, frame_dataset, resolve_dataset
     from ..data.datasets import fingerprint_of, open_source
 
-    d, t_max = recipe.data, recipe.train.t_max
+    d, t_max = recipe.data, max(recipe.train.t_max, recipe.train.input_frames)
     data_dir = data_dir or d.data_dir or None
     name = resolve_dataset(d.dataset, data_dir)
     sources = [open_source(name, "train", data_dir, d.limit_train or None),
@@ -202,11 +206,14 @@ class Setup:
 
 def base_setup(recipe: Recipe) -> Setup:
     arch_kwargs: dict[str, Any] = {"bn": recipe.model.bn, "floor": recipe.model.floor}
+    if recipe.model.head:
+        arch_kwargs["head"] = recipe.model.head
     return Setup(build_model(recipe.model.arch, **arch_kwargs), arch_kwargs)
 
 
 def bias_removal_setup(recipe: Recipe, from_ckpt: Path, dev: torch.device) -> Setup:
-    """The base checkpoint with BN absorbed and the bias dropped, at the floor it will be deployed with."""
+    """The base checkpoint with BN absorbed and the bias dropped, at the floor it will be deployed
+    with, and with the recipe's readout (model.head) when it names another one than the base's."""
     src = load_checkpoint(Path(from_ckpt))
     if src["arch"] != recipe.model.arch:
         raise SpeckMttError(f"{from_ckpt}: a {src['arch']} checkpoint, but recipe {recipe.name} trains "
@@ -214,6 +221,9 @@ def bias_removal_setup(recipe: Recipe, from_ckpt: Path, dev: torch.device) -> Se
     model = model_from_checkpoint(src, from_ckpt)
     base = copy.deepcopy(model).to(dev).eval()
     arch_kwargs = {**arch_kwargs_of(src), "floor": recipe.model.floor}
+    if recipe.model.head:
+        model = switch_head(model, recipe.model.head, recipe.model.floor)
+        arch_kwargs["head"] = recipe.model.head
     set_floor(model, recipe.model.floor)  # fine-tune at the floor it will be deployed with
     dropped = absorb_bn(model)  # drops the bias; BN stays as a locked identity
     return Setup(model, arch_kwargs, base, dropped)
@@ -245,8 +255,8 @@ def make_optimizer(recipe: Recipe, ph: PhaseSettings, model: torch.nn.Module):
 
 def make_sampler(recipe: Recipe, ph: PhaseSettings, model: SpikingNet) -> ConfigSampler:
     tr = recipe.train
-    return ConfigSampler(ph.method, model.n_stages(), tr.t_min, tr.t_max, t_input=tr.t_max, draws=tr.draws,
-                         input_stage=tr.input_stage, seed=tr.seed)
+    return ConfigSampler(ph.method, model.n_stages(), tr.t_min, tr.t_max, t_input=tr.input_frames or tr.t_max,
+                         draws=tr.draws, input_stage=tr.input_stage, seed=tr.seed)
 
 
 def fixed_t(recipe: Recipe, epoch: int, epochs: int) -> int:
@@ -460,7 +470,7 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
             tick = lambda i, l, a: bar.update(task, completed=i + 1, stats=f"loss {l:.4f} acc {100 * a:.1f}%")  # noqa: E731
         try:
             stats = train_epoch(model, loader, sampler, loss_fn, optimizer, dev, ph.lock_bn, info, tick, epoch,
-                                distill, ph.bias_decay)
+                                distill, ph.bias_decay, tr.random_bounds)
         except NonFiniteLoss as exc:
             if bar is not None:
                 bar.stop()

@@ -25,6 +25,7 @@ from ..mtt.losses import LOSSES
 from .bias_removal import RESCALE_MODES
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
+HEADS = ("", "if", "membrane")
 SCHEDULERS = ("cosine", "none")
 
 
@@ -47,6 +48,7 @@ class ModelSettings:
     bn: bool = True                    # base training with BN; the bias-removal phase absorbs it
     granularity: int = 1               # blocks per MTT stage
     floor: float = DEFAULT_FLOOR       # neurons' lower clamp in thresholds: training, layout and chip alike
+    head: str = ""                     # "" = the architecture's own readout; if (spike count) | membrane
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class TrainSettings:
     t_sdt: int = 0                     # SDT's fixed T (0 = t_max)
     draws: int = 3                     # M: configurations per optimizer step (mtt, nmt)
     input_stage: str = "keep"          # keep: stage 1 runs at the input frames (event data); draw: random
+    input_frames: int = 0              # frames the data is cut into (0 = t_max); more: finer input that the
+                                       # TTM groups down (MTT with input_stage=draw draws stage 1 up to it)
+    random_bounds: bool = False        # group the input frames into stage 1's T at random cuts per sample
     epochs: int = 20
     optimizer: str = "adamw"
     lr: float = 1e-3
@@ -253,6 +258,12 @@ def validate(recipe: dict[str, Any]) -> None:
     if tr["tit_t"] and not 0 < tr["tit_epochs"] < tr["epochs"]:
         raise _fail("TIT needs 0 < train.tit_epochs < train.epochs (fine-tune epochs at the target T)")
     _check_eval_ts(ev, max(tr["t_max"], recipe["bias_removal"]["t_max"]), "the largest T_max of the phases")
+    if tr["input_frames"] and tr["input_frames"] < max(tr["t_max"], recipe["bias_removal"]["t_max"]):
+        raise _fail(f"train.input_frames {tr['input_frames']} below the T_max of a phase (train.t_max="
+                    f"{tr['t_max']}, bias_removal.t_max={recipe['bias_removal']['t_max']}); 0 = T_max")
+    if recipe["model"]["head"] not in HEADS:
+        raise _fail(f"model.head {recipe['model']['head']!r}: choose one of {', '.join(repr(h) for h in HEADS)} "
+                    "(\"\" = the architecture's own)")
     if data["roll_px"] < -1 or not 0 < data["keep_min"] <= 1:
         raise _fail(f"data.roll_px must be >= -1 (-1: the dataset's) and data.keep_min in (0, 1], got "
                     f"{data['roll_px']} and {data['keep_min']:g}")
@@ -275,6 +286,7 @@ def validate(recipe: dict[str, Any]) -> None:
                     "bias_removal.weight_decay": br["weight_decay"], "bias_removal.distill": br["distill"],
                     "train.tet_lambda": tr["tet_lambda"], "train.calib_batches": tr["calib_batches"],
                     "train.tit_epochs": tr["tit_epochs"], "train.seed": tr["seed"],
+                    "train.input_frames": tr["input_frames"],
                     "data.limit_train": data["limit_train"], "data.limit_test": data["limit_test"]}
     for key, value in non_negative.items():
         if value < 0:
