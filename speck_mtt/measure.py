@@ -27,6 +27,7 @@ import torch
 
 from .checkpoint import DEFAULT_DATASET
 from .errors import DataError, SpeckMttError
+from .contracts.drop import paired_drop
 from .contracts.sd import spike_difference
 from .eventsim import BatchResult, SimNet, compile_artifact, load_artifact, simulate_sharded
 from .contracts.recording import Recording, compare_recordings, load_recording, save_recording
@@ -257,8 +258,10 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
                                 f"{rec.counts.shape} (ids up to {rec.sample_ids.max(initial=-1)}); the model.pt in "
                                 f"{deploy_dir} does not match its artifact")
         torch_runs[int(n_frames)] = (layers, preds, labels)
+        sim_preds = rec.predictions if rec.predictions is not None else rec.counts.argmax(1)
         row = {"t": int(n_frames), "accuracy": float((preds == labels).mean()),
-               **spike_difference(rec.counts, counts[rec.sample_ids]).as_dict()}
+               **spike_difference(rec.counts, counts[rec.sample_ids]).as_dict(),
+               **paired_drop(preds[rec.sample_ids] == labels[rec.sample_ids], sim_preds == rec.labels).as_dict()}
         if backend == "sim":
             row["layers"] = layer_diagnosis(result, net, layers)
         report["torch"].append(row)

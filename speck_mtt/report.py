@@ -169,7 +169,7 @@ def real_row(mdir: Path, t: int | None) -> dict[str, Any] | None:
     return {"dataset": data.get("dataset"), "n_samples": data.get("n_samples"), "t": int(at["t"]) if at else t,
             "torch_accuracy": torch_acc, "sim_accuracy": sim_acc,
             "drop_torch_to_sim_pp": 100 * (torch_acc - sim_acc) if torch_acc is not None and sim_acc is not None
-            else None, "sd_torch_vs_sim": _sd_value(at) if at else None}
+            else None, "drop_se_pp": _drop_se(at), "sd_torch_vs_sim": _sd_value(at) if at else None}
 
 
 def bias_removal_row(folder: Path, curve: dict[int, float]) -> dict[str, Any] | None:
@@ -240,6 +240,7 @@ def method_row(folder: Path, t: int | None = None) -> dict[str, Any]:
     if basis is not None and sim_acc is not None:
         row["drop_torch_to_sim_pp"] = 100 * (basis - sim_acc)
         row["drop_basis"] = "torch on the simulator's samples" if at else "eval.json (may be other samples)"
+        row["drop_se_pp"] = _drop_se(at)
     if sim and t_chosen is not None and at is None:
         row["note"] = (f"measure compared with torch at T={sorted(torch_at)} only, not at T={t_chosen}: "
                        "no SD torch-vs-sim" if torch_at else "measure was run without --t: no SD torch-vs-sim")
@@ -296,31 +297,41 @@ def _plain(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _drop_se(at: dict[str, Any] | None) -> float | None:
+    """The paired standard error measure stored beside torch's accuracy (contracts.drop)."""
+    se = (at or {}).get("drop_se_pp")
+    return float(se) if isinstance(se, (int, float)) and np.isfinite(se) else None
+
+
+def _drop(value: float | None, se: float | None) -> str:
+    return _plain(value, ".2f") + (f" ± {se:.2f}" if value is not None and se is not None else "")
+
+
 def render_report(report: dict[str, Any]) -> str:
     """Markdown: our Table 5, torch accuracy per T, and the paper's numbers in their own table."""
     name = report["dataset"] or "unknown dataset"
     lines = [f"# Table 5: {name}" + (" (offline simulated stand-in)" if report["stand_in"] else ""), "",
-             "| method | T | Torch % | Simulator % | Speck % | drop torch->sim (pp) | params | "
+             "| method | T | Torch % | Simulator % | Speck % | drop torch->sim (pp ± paired SE) | params | "
              "SD torch-vs-sim % | SD sim-vs-chip % | SD chip-vs-chip % |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
         drop = r.get("drop_torch_to_sim_pp")
         lines.append(f"| {r['method'].upper()} | {r['t'] if r['t'] is not None else '-'} | {_pct(r['torch_accuracy'])} | "
                      f"{_pct(r['sim_accuracy'])} | {_pct(r['speck_accuracy'])} | "
-                     f"{_plain(drop, '.2f')} | "
+                     f"{_drop(drop, r.get('drop_se_pp'))} | "
                      f"{_plain(r['n_weights'], ',')} | "
                      f"{_pct(r['sd_torch_vs_sim'])} | {_pct(r['sd_sim_vs_chip'])} | {_pct(r['sd_chip_vs_chip'])} |")
     real = [r for r in report["rows"] if r.get("real")]
     if real:
         lines += ["", f"Real recordings, {report['real_label']}: the same deployed models"
                   + (f", trained on {name} only" if report["stand_in"] else "") + ":", "",
-                  "| method | T | Torch % | Simulator % | drop torch->sim (pp) | SD torch-vs-sim % | samples |",
+                  "| method | T | Torch % | Simulator % | drop torch->sim (pp ± paired SE) | SD torch-vs-sim % | samples |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for r in real:
             x = r["real"]
             lines.append(f"| {r['method'].upper()} (real N-MNIST) | {x['t'] if x['t'] is not None else '-'} | "
                          f"{_pct(x['torch_accuracy'])} | {_pct(x['sim_accuracy'])} | "
-                         f"{_plain(x['drop_torch_to_sim_pp'], '.2f')} | {_pct(x['sd_torch_vs_sim'])} | "
+                         f"{_drop(x['drop_torch_to_sim_pp'], x.get('drop_se_pp'))} | {_pct(x['sd_torch_vs_sim'])} | "
                          f"{_plain(x['n_samples'], ',')} |")
     steps = [r for r in report["rows"] if r.get("bias_removal")]
     if steps:

@@ -37,6 +37,10 @@ def test_measure_sim_against_torch_and_recordings(deployed):
     assert report["samples_per_s"] > 0 and 0 <= report["accuracy"] <= 1
     row = report["torch"][0]
     assert row["t"] == 4 and row["n_samples"] == 6 and 0 < row["sd"] < math.inf
+    # the paired drop counts the same samples both ways: its difference is the accuracy difference
+    assert row["n_paired"] == 6 and row["drop_se_pp"] >= 0
+    assert row["drop_pp"] == pytest.approx(100 * (row["accuracy"] - report["accuracy"]))
+    assert row["drop_pp"] == pytest.approx(100 * (row["reference_only"] - row["other_only"]) / 6)
     written = json.loads((dep / "measure-sim.json").read_text())
     assert written["torch"][0]["sd"] == row["sd"]
     rec = load_recording(rec_path)

@@ -164,16 +164,18 @@ def test_real_recording_rows(results):
     deploy = results / "mtt" / "deploy"
     _write(deploy / "measure-sim-nmnist-real800.json",
            {"accuracy": 0.80, "n_samples": 800, "dataset": "nmnist-real800",
-            "torch": [{"t": 3, "accuracy": 0.875, "sd": 0.25}]})
+            "torch": [{"t": 3, "accuracy": 0.875, "sd": 0.25, "drop_se_pp": 1.25}]})
     rep = build_report(results)
     mtt, sdt = rep["rows"]
     assert mtt["real"] == {"dataset": "nmnist-real800", "n_samples": 800, "t": 3, "torch_accuracy": 0.875,
-                           "sim_accuracy": 0.80, "drop_torch_to_sim_pp": pytest.approx(7.5), "sd_torch_vs_sim": 0.25}
+                           "sim_accuracy": 0.80, "drop_torch_to_sim_pp": pytest.approx(7.5), "drop_se_pp": 1.25,
+                           "sd_torch_vs_sim": 0.25}
     assert sdt["real"] is None and rep["real_label"] == "real N-MNIST (800, train split ids 1-800)"
     assert mtt["sim_accuracy"] == 0.96  # the stand-in row is untouched
     md = render_report(rep)
     assert "Real recordings, real N-MNIST (800, train split ids 1-800)" in md and "trained on nmnist-sim only" in md
-    assert _cells(md, "| MTT (real N-MNIST) |") == ["MTT (real N-MNIST)", "3", "87.50", "80.00", "7.50", "25.00", "800"]
+    assert _cells(md, "| MTT (real N-MNIST) |") == ["MTT (real N-MNIST)", "3", "87.50", "80.00", "7.50 ± 1.25", "25.00",
+                                                    "800"]
     assert json.loads(json.dumps(rep))["rows"][0]["real"]["torch_accuracy"] == 0.875
     (deploy / "measure-sim-nmnist-real800.json").unlink()  # no real measurement: no real table
     assert "Real recordings" not in render_report(build_report(results))
