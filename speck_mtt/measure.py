@@ -239,8 +239,7 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
 
         got = measure_on_devkit(deploy_dir, name, data_dir=data_dir, limit=limit, record=record)
         rec = got if isinstance(got, Recording) else load_recording(got)
-        preds = rec.predictions if rec.predictions is not None else rec.counts.argmax(1)
-        summary = {"n_samples": len(rec.counts), "accuracy": float((preds == rec.labels).mean()),
+        summary = {"n_samples": len(rec.counts), "accuracy": float((rec.predicted() == rec.labels).mean()),
                    "compared_layer": rec.meta.get("layer")}
         speed = {"wall_s": time.perf_counter() - start,
                  "samples_per_s": len(rec.counts) / max(time.perf_counter() - start, 1e-9)}
@@ -258,10 +257,10 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
                                 f"{rec.counts.shape} (ids up to {rec.sample_ids.max(initial=-1)}); the model.pt in "
                                 f"{deploy_dir} does not match its artifact")
         torch_runs[int(n_frames)] = (layers, preds, labels)
-        sim_preds = rec.predictions if rec.predictions is not None else rec.counts.argmax(1)
+        torch_right = preds[rec.sample_ids] == labels[rec.sample_ids]
         row = {"t": int(n_frames), "accuracy": float((preds == labels).mean()),
                **spike_difference(rec.counts, counts[rec.sample_ids]).as_dict(),
-               **paired_drop(preds[rec.sample_ids] == labels[rec.sample_ids], sim_preds == rec.labels).as_dict()}
+               **paired_drop(torch_right, rec.predicted() == rec.labels).as_dict()}
         if backend == "sim":
             row["layers"] = layer_diagnosis(result, net, layers)
         report["torch"].append(row)

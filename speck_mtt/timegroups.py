@@ -47,7 +47,6 @@ def resample_time(x: torch.Tensor, t_out: int, dim: int = 1) -> torch.Tensor:
     return x.index_select(dim, index)
 
 
-
 def resample_time_random(x: torch.Tensor, t_out: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Sum the T_in frames of x (B, T_in, ...) into t_out < T_in groups whose boundaries are drawn
     at random per sample (every group at least one frame; counts preserved).

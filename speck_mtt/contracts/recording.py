@@ -42,6 +42,10 @@ class Recording:
         if self.predictions is not None:
             self.predictions = np.asarray(self.predictions, np.int64)
 
+    def predicted(self) -> np.ndarray:
+        """The class per sample: the recorded predictions, else the most active output."""
+        return self.predictions if self.predictions is not None else self.counts.argmax(1)
+
 
 def save_recording(rec: Recording, path: str | Path) -> Path:
     """Write rec atomically as .npz (the suffix is added when missing)."""

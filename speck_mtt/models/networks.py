@@ -9,7 +9,7 @@ conversion and the simulator consume.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import sinabs
 import sinabs.layers as sl
@@ -22,6 +22,13 @@ from ..timegroups import resample_time
 from .neurons import DEFAULT_FLOOR, multistep_if, set_floor, with_sinabs_neurons
 
 Head = Literal["if", "membrane"]
+HEADS: tuple[str, ...] = get_args(Head)
+
+
+def check_head(head: str) -> str:
+    if head not in HEADS:
+        raise SpeckMttError(f"unknown head {head!r}; choose if (spike count) or membrane")
+    return head
 
 
 def conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -105,9 +112,7 @@ def _block(*layers: nn.Module) -> nn.Sequential:
 def _readout(linear: nn.Linear, head: Head, floor: float) -> nn.Sequential:
     """The last block: the classifier layer, with an IF neuron for spike-count voting ("if") or
     without one for membrane voting ("membrane")."""
-    if head not in ("if", "membrane"):
-        raise SpeckMttError(f"unknown head {head!r}; choose if (spike count) or membrane")
-    return _block(linear, multistep_if(floor)) if head == "if" else _block(linear)
+    return _block(linear, multistep_if(floor)) if check_head(head) == "if" else _block(linear)
 
 
 def nmnist_3c1fc(bn: bool = False, floor: float = DEFAULT_FLOOR, head: Head = "if") -> SpikingNet:
@@ -217,9 +222,7 @@ def _nir_layer(spec: dict, floor: float | None) -> nn.Module:
 def switch_head(net: SpikingNet, head: Head, floor: float) -> SpikingNet:
     """The same network with the other readout: the last block loses its IF neuron (membrane
     voting) or gains one at threshold 1 (spike-count voting). Weights are shared, not copied."""
-    if head not in ("if", "membrane"):
-        raise SpeckMttError(f"unknown head {head!r}; choose if (spike count) or membrane")
-    if head == net.head:
+    if check_head(head) == net.head:
         return net
     last = list(net.blocks[-1])
     net.blocks[-1] = _block(*last[:-1]) if head == "membrane" else _block(*last, multistep_if(floor))

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpeckMttError
+from ..models.networks import HEADS as NETWORK_HEADS
 from ..models.neurons import DEFAULT_FLOOR, check_floor
 from ..mtt.config import INPUT_STAGE_RULES, METHODS
 from ..mtt.losses import LOSSES
 from .bias_removal import RESCALE_MODES
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
-HEADS = ("", "if", "membrane")
+HEADS = ("", *NETWORK_HEADS)  # "": the architecture's own
 SCHEDULERS = ("cosine", "none")
 
 
