@@ -1,5 +1,7 @@
 """The `speck-mtt` command: train | deploy | export | measure | report | early-exit | search | devices | data.
-The commands live in speck_mtt.commands; this module only assembles them and turns errors into one line."""
+The commands live in speck_mtt.commands; this module only assembles them and turns errors into one line.
+Command modules import their libraries (torch, sinabs, ...) inside the command, so --help, --version
+and a usage error answer without loading them (tests/test_cli_startup.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ from typing import Annotated
 
 import typer
 
+from . import __version__
 from .errors import SpeckMttError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(no_args_is_help=True,
                   help="Mixed Time-step Training of SNNs and deployment to SynSense Speck2e.")
 
 
@@ -41,9 +44,17 @@ _register()
 _debug = False  # set by --debug: unexpected errors show their traceback
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"speck-mtt {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _options(debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error "
-                                                  "(e.g. speck-mtt --debug train ...).")] = False) -> None:
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of any error "
+                                                  "(e.g. speck-mtt --debug train ...).")] = False,
+             version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                   help="Print the version and exit.")] = False) -> None:
     global _debug
     _debug = debug
 
@@ -79,6 +90,8 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)  # a typer.Exit (--help, ctrl-C: 130) returns its code
     except SpeckMttError as exc:
+        if _debug:
+            raise
         _fail(f"error: {_one_line(exc)}", 2)
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted; checkpoints written so far are intact (resume with --resume)", 130)
@@ -88,6 +101,8 @@ def main() -> None:
             sys.exit(exc.exit_code)
         _fail(_usage_line(exc), 2)
     except OSError as exc:  # the environment: a file where a folder is wanted, no space, no permission
+        if _debug:
+            raise
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"error: {where}{exc.strerror or _one_line(exc)}", 2)
     except Exception as exc:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import resource
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,6 @@ from .contracts.sd import spike_difference
 from .eventsim import BatchResult, SimNet, compile_artifact, load_artifact, simulate_sharded
 from .contracts.recording import Recording, compare_recordings, load_recording, save_recording
 from .files import finite_json, save_json
-
-
-class Backend(str, Enum):
-    sim = "sim"
-    speck2e = "speck2e"
 
 
 def _init_distributed() -> bool:

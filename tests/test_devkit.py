@@ -2,6 +2,7 @@
 tests' wired nets checked in the simulator. The devkit path itself runs through sinabs on a fake
 samna in test_devkit_sinabs.py."""
 
+import json
 import os
 import subprocess
 import sys
@@ -143,7 +144,7 @@ def test_hardware_membrane_and_pooled_samples_are_distinguishable(hw):
     assert any(unpooled)
 
 
-def _devices(tmp_path, samna_source: str | None, **env) -> subprocess.CompletedProcess:
+def _devices(tmp_path, samna_source: str | None, *args: str, **env) -> subprocess.CompletedProcess:
     """`speck-mtt devices` through the installed console script, with samna_source as the only samna."""
     path = tmp_path / "site"
     if samna_source is not None:
@@ -151,7 +152,7 @@ def _devices(tmp_path, samna_source: str | None, **env) -> subprocess.CompletedP
         (path / "samna" / "__init__.py").write_text(samna_source)
     script = Path(sys.executable).parent / "speck-mtt"
     environment = {**os.environ, "PYTHONPATH": str(path), "TESTS_DIR": str(Path(__file__).parent), **env}
-    return subprocess.run([str(script), "devices"], capture_output=True, text=True, env=environment, timeout=120)
+    return subprocess.run([str(script), "devices", *args], capture_output=True, text=True, env=environment, timeout=120)
 
 
 STUB = """# PYPI_SAMNA: stands for the PyPI stub, which pip-installs samna when imported
@@ -184,6 +185,13 @@ def test_devices_lists_what_samna_enumerates(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["speck2edevkit:0\tserial SN0\tusb bus 1 address 10",
                                         "speck2edevkit:1\tserial SN1\tusb bus 1 address 11"]
+
+
+def test_devices_json_lists_the_same_devkits(tmp_path):
+    done = _devices(tmp_path, FAKE, "--json", FAKE_DEVKITS="2")
+    assert done.returncode == 0, done.stderr
+    assert [(k["id"], k["serial"], k["bus"], k["address"]) for k in json.loads(done.stdout)] == [
+        ("speck2edevkit:0", "SN0", 1, 10), ("speck2edevkit:1", "SN1", 1, 11)]
 
 
 def test_devices_says_in_one_line_that_nothing_is_connected(tmp_path):

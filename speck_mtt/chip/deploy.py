@@ -8,7 +8,6 @@ goes, how much of its core it uses and how much work an average sample causes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,6 @@ from ..models.neurons import floor_of
 from .layout import Layout, layout_model
 
 DEFAULT_FRAMES = 10
-
-
-class Target(str, Enum):
-    sim = "sim"
-    speck2e = "speck2e"
 
 
 def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = None, data_dir: Path | None = None,

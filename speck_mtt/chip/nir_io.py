@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +52,6 @@ META = "speck_mtt"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _WEIGHT_NODES = (nir.Conv2d, nir.Linear, nir.Affine)
 _READOUT_NODES = (nir.LI, nir.I)
-
-
-class Format(str, Enum):
-    nir = "nir"
 
 
 # ---------------------------------------------------------------- export

@@ -6,14 +6,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..data.inventory import MAX_KS, dataset_summary, prepare
-from ..data.registry import DATASETS, REAL800, get_info
-from ..files import dumps_json
+from ..choices import Dataset
 from .options import DataDir, Json
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
-NameArg = Annotated[str, typer.Argument(help=f"dataset: {', '.join(DATASETS)}")]
+NameArg = Annotated[Dataset, typer.Argument(help="The dataset.")]
 
 
 @app.command("info")
@@ -23,13 +21,17 @@ def info_cmd(
     json_out: Json = False,
     stats_samples: Annotated[Optional[int], typer.Option(min=2, help="recordings per set to measure statistics on "
                                                          "(default: nmnist-sim 200, nmnist-real800 all)")] = None,
-    check: Annotated[bool, typer.Option("--check", help="exit 1 when nmnist-sim's statistics drift from "
-                                        f"{REAL800}'s (a KS distance over {MAX_KS})")] = False,
+    check: Annotated[bool, typer.Option("--check", help="exit 1 when a statistic of nmnist-sim drifts from "
+                                        "nmnist-real800's (its KS check says FAIL)")] = False,
 ) -> None:
     """Counts per split, sensor, classes, recipe T and files of a dataset; statistics of nmnist-sim
     (beside nmnist-real800's, with KS distances) and of nmnist-real800."""
-    info = get_info(name)
-    summary = dataset_summary(name, data_dir, stats_samples)
+    from ..data.inventory import MAX_KS, dataset_summary
+    from ..data.registry import REAL800, get_info
+    from ..files import dumps_json
+
+    info = get_info(name.value)
+    summary = dataset_summary(name.value, data_dir, stats_samples)
     failed = [k for k, ok in summary.get("statistics", {}).get("checks", {}).items() if not ok]
     if json_out:
         typer.echo(dumps_json(summary))
@@ -41,6 +43,8 @@ def info_cmd(
 
 
 def _print_info(summary: dict, info) -> None:
+    from ..data.registry import REAL800
+
     name, counts = summary["name"], summary["counts"]
     typer.echo(f"{name}: {info.description}")
     typer.echo(f"  sensor {info.sensor_size}, {info.n_classes} classes, recipe T={info.default_frames}")
@@ -75,11 +79,14 @@ def prepare_cmd(
     json_out: Json = False,
 ) -> None:
     """Generate (built-in sets) or verify (real sets: every file is decoded) and build the frame cache."""
-    summary = prepare(name, data_dir, frames, limit)
+    from ..data.inventory import prepare
+    from ..files import dumps_json
+
+    summary = prepare(name.value, data_dir, frames, limit)
     files, n_frames, splits = summary["files"], summary["n_frames"], summary["splits"]
     if json_out:
         typer.echo(dumps_json(summary))
         return
-    typer.echo(f"{name}: recordings under {files}")
+    typer.echo(f"{name.value}: recordings under {files}")
     for split, s in splits.items():
         typer.echo(f"  {split}: {s['samples']} samples, frames T={n_frames} cached in {s['frame_cache']} ({s['seconds']} s)")

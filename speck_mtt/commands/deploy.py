@@ -7,10 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..chip.deploy import Target, deploy, format_number
+from ..choices import Dataset, Target
 from ..errors import SpeckMttError
-from ..files import dumps_json, output_lock
-from .options import DataDir, Json
+from .options import DataDir, Json, value
 
 
 def deploy_cmd(
@@ -23,7 +22,7 @@ def deploy_cmd(
     = Target.speck2e,
     device: Annotated[Optional[str], typer.Option("--device", help="Also upload to this Speck2e devkit "
                                                                    "(e.g. speck2edevkit:0); needs the real samna.")] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset for the SynOps estimate (default: "
+    dataset: Annotated[Optional[Dataset], typer.Option("--dataset", help="Dataset for the SynOps estimate (default: "
                                                                      "the checkpoint's).")] = None,
     data_dir: DataDir = None,
     samples: Annotated[int, typer.Option("--samples", min=0, help="Test samples for the SynOps estimate "
@@ -38,10 +37,13 @@ def deploy_cmd(
     json_out: Json = False,
 ) -> None:
     """Lay a checkpoint or NIR graph out for Speck2e (or the simulator); report cores, memory and SynOps."""
+    from ..chip.deploy import deploy, format_number
+    from ..files import dumps_json, output_lock
+
     if device is not None and target != Target.speck2e:
         raise SpeckMttError("--device uploads to a Speck2e devkit: use it with --target speck2e")
     with output_lock(out):
-        summary = deploy(checkpoint, target.value, out, dataset=dataset, data_dir=data_dir, samples=samples,
+        summary = deploy(checkpoint, target.value, out, dataset=value(dataset), data_dir=data_dir, samples=samples,
                          frames=frames, floor=floor)
         if device is not None:
             try:

@@ -8,14 +8,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..analysis.early_exit import DEFAULT_THRESHOLDS, dynamic_report, energy_at_t, render_dynamic, run_stepwise
-from ..analysis.probe import checkpoint_and_test_frames
 from ..errors import SpeckMttError
-from ..files import dumps_json, save_json, save_text
-from .options import DatasetOfCheckpoint, DataDir, Json, Samples
+from .options import DatasetOfCheckpoint, DataDir, Json, Samples, value
 
 
-def parse_thresholds(text: str) -> list[float]:
+def parse_thresholds(text: str | None) -> list[float]:
+    """--thresholds as numbers in (0, 1]; None: the library's default sweep."""
+    if text is None:
+        from ..analysis.early_exit import DEFAULT_THRESHOLDS
+
+        return list(DEFAULT_THRESHOLDS)
     try:
         vals = [float(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
@@ -31,8 +33,8 @@ def early_exit_cmd(
     data_dir: DataDir = None,
     t_max: Annotated[Optional[int], typer.Option("--t-max", min=1, help="Frames of the one run read step by step "
                                                                         "(default: the checkpoint's T_max).")] = None,
-    thresholds: Annotated[str, typer.Option("--thresholds", help="Comma-separated confidence thresholds.")]
-    = ",".join(map(str, DEFAULT_THRESHOLDS)),
+    thresholds: Annotated[Optional[str], typer.Option("--thresholds", help="Comma-separated confidence thresholds "
+                                                      "(default: a sweep from 0.2 to 0.99).")] = None,
     temperature: Annotated[float, typer.Option("--temperature", min=1e-6, help="Softmax temperature of the "
                                                                                "confidence.")] = 1.0,
     samples: Samples = None,
@@ -43,8 +45,12 @@ def early_exit_cmd(
 ) -> None:
     """Early exit over time steps: accuracy vs mean T for a sweep of confidence thresholds, and
     spikes/SynOps per sample for each T."""
+    from ..analysis.early_exit import dynamic_report, energy_at_t, render_dynamic, run_stepwise
+    from ..analysis.probe import checkpoint_and_test_frames
+    from ..files import dumps_json, save_json, save_text
+
     ths = parse_thresholds(thresholds)
-    model, data, t, name = checkpoint_and_test_frames(checkpoint, dataset, data_dir, t_max, samples)
+    model, data, t, name = checkpoint_and_test_frames(checkpoint, value(dataset), data_dir, t_max, samples)
     report = dynamic_report(run_stepwise(model, data, t), ths, temperature)
     report.update(checkpoint=str(checkpoint), dataset=name)
     if fixed_t:

@@ -8,19 +8,21 @@ from typing import Annotated
 
 import typer
 
-from ..chip.nir_io import Format, export_checkpoint
+from ..choices import ExportFormat
 from .options import Json
 
 
 def export_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Bias-free checkpoint (what `speck-mtt deploy` takes).")],
     out: Annotated[Path, typer.Option("--out", help="The file to write (FILE.nir).")],
-    fmt: Annotated[Format, typer.Option("--format", help="nir: the Neuromorphic Intermediate Representation "
-                                                         "(HDF5, read by sinabs, snnTorch, Norse, Rockpool, Lava).")]
-    = Format.nir,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="nir: the Neuromorphic Intermediate Representation "
+                                                               "(HDF5, read by sinabs, snnTorch, Norse, Rockpool, "
+                                                               "Lava).")] = ExportFormat.nir,
     json_out: Json = False,
 ) -> None:
     """Export a checkpoint's Speck-ready network for other SNN tools (thresholds, floors, head kept)."""
+    from ..chip.nir_io import export_checkpoint
+
     meta = export_checkpoint(checkpoint, out)
     if json_out:
         typer.echo(json.dumps({"out": str(out), "format": fmt.value, **meta}, indent=2))

@@ -8,11 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..analysis.config_search import render_search
+from ..choices import Backend, Dataset
 from ..errors import SpeckMttError
-from ..files import dumps_json, output_lock
-from ..measure import Backend, measure, search_deployed
-from .options import DataDir, Json
+from .options import DataDir, Json, value
 
 
 def _pct(value: float | None) -> str:
@@ -23,7 +21,7 @@ def measure_cmd(
     deploy_dir: Annotated[Path, typer.Argument(help="Directory written by `speck-mtt deploy` (artifact.pt, model.pt).")],
     backend: Annotated[Backend, typer.Option("--backend", help="sim: bundled event-driven simulator; "
                                                                "speck2e: a connected devkit (real samna).")] = Backend.sim,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset (default: the architecture's; a real "
+    dataset: Annotated[Optional[Dataset], typer.Option("--dataset", help="Dataset (default: the architecture's; a real "
                                                                      "one without files falls back to its -sim).")] = None,
     data_dir: DataDir = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N test samples.")] = None,
@@ -53,6 +51,10 @@ def measure_cmd(
     json_out: Json = False,
 ) -> None:
     """Accuracy, spike difference (vs torch at T, vs recordings), spikes, SynOps and samples/s."""
+    from ..analysis.config_search import render_search
+    from ..files import dumps_json, output_lock
+    from ..measure import measure, search_deployed
+
     if floors and backend != Backend.sim:
         raise SpeckMttError("--floor sweeps the simulator; use it with --backend sim (re-deploy with "
                             "`speck-mtt deploy --floor` for the chip)")
@@ -61,7 +63,7 @@ def measure_cmd(
     if out is not None and out.is_dir():
         raise SpeckMttError(f"--out {out} is a folder; pass the path of the result .json")
     with output_lock(out.parent if out is not None else deploy_dir):
-        report = measure(deploy_dir, backend.value, dataset, data_dir, limit, t, workers, float_mode, record,
+        report = measure(deploy_dir, backend.value, value(dataset), data_dir, limit, t, workers, float_mode, record,
                          compare, out, floors, progress)
     if report is None:
         return

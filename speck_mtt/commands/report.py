@@ -7,8 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..files import dumps_json
-from ..report import render_report, write_report
 from .options import Json
 
 
@@ -26,5 +24,8 @@ def report_cmd(
 ) -> None:
     """Table 5 of the paper for a results folder: torch, simulator and Speck accuracy, parameters and
     spike differences per method, next to the paper's numbers."""
+    from ..files import dumps_json
+    from ..report import render_report, write_report
+
     report = write_report(results_dir, out, t, dataset, plot)
     typer.echo(dumps_json(report) if json_out else render_report(report))

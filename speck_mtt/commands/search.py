@@ -7,11 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..analysis.config_search import render_search, search_configuration, write_search
-from ..analysis.probe import checkpoint_and_test_frames
-from ..errors import SpeckMttError
-from ..files import dumps_json
-from .options import DatasetOfCheckpoint, DataDir, Json, Samples
+from ..choices import Energy, Rates
+from .options import DatasetOfCheckpoint, DataDir, Json, Samples, value
 
 
 def search_cmd(
@@ -28,11 +25,10 @@ def search_cmd(
     energy_bound: Annotated[Optional[float], typer.Option("--energy-bound", min=0.0, help="Absolute energy bound "
                                                                                           "(overrides the fraction).")]
     = None,
-    energy_kind: Annotated[str, typer.Option("--energy", help="spikes | synops: what the stage rates count.")]
-    = "spikes",
-    rates_from: Annotated[str, typer.Option("--rates", help="fit: stage rates fitted to the sampled "
-                                                            "configurations' energies; uniform: measured at "
-                                                            "uniform T_max (the paper's).")] = "fit",
+    energy_kind: Annotated[Energy, typer.Option("--energy", help="What the stage rates count.")] = Energy.spikes,
+    rates_from: Annotated[Rates, typer.Option("--rates", help="fit: stage rates fitted to the sampled "
+                                                              "configurations' energies; uniform: measured at "
+                                                              "uniform T_max (the paper's).")] = Rates.fit,
     samples: Samples = None,
     keep_input_stage: Annotated[bool, typer.Option("--keep-input-stage/--search-input-stage",
                                                    help="Keep stage 1 at the input frames (T_max), as MTT "
@@ -43,13 +39,13 @@ def search_cmd(
 ) -> None:
     """Temporal-configuration search (paper A.8/A.9): fit acc ~ sum_i w_i sqrt(T_i) + b on sampled
     stage-wise T, then the best configuration within an energy bound."""
-    if energy_kind not in ("spikes", "synops"):
-        raise SpeckMttError(f"--energy {energy_kind!r}: choose spikes or synops")
-    if rates_from not in ("fit", "uniform"):
-        raise SpeckMttError(f"--rates {rates_from!r}: choose fit or uniform")
-    model, data, t, _ = checkpoint_and_test_frames(checkpoint, dataset, data_dir, t_max, samples)
-    result = search_configuration(model, data, t_min, t, configs, energy_bound, energy_fraction, energy_kind,
-                                  rates_from, first_stage=t if keep_input_stage else None, seed=seed)
+    from ..analysis.config_search import render_search, search_configuration, write_search
+    from ..analysis.probe import checkpoint_and_test_frames
+    from ..files import dumps_json
+
+    model, data, t, _ = checkpoint_and_test_frames(checkpoint, value(dataset), data_dir, t_max, samples)
+    result = search_configuration(model, data, t_min, t, configs, energy_bound, energy_fraction, energy_kind.value,
+                                  rates_from.value, first_stage=t if keep_input_stage else None, seed=seed)
     if out is not None:
         write_search(result, Path(out))
     typer.echo(dumps_json(result) if json_out else render_search(result))

@@ -13,14 +13,12 @@ run draws exactly the configurations an uninterrupted run would have.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
+from ..choices import Method, values
 from ..errors import SpeckMttError
 
-Method = Literal["sdt", "nmt", "mtt", "slt"]
-METHODS: tuple[str, ...] = ("sdt", "nmt", "mtt", "slt")
+METHODS: tuple[str, ...] = values(Method)
 INPUT_STAGE_RULES: tuple[str, ...] = ("keep", "draw")
 
 

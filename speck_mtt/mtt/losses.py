@@ -13,9 +13,10 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from ..choices import Loss, values
 from ..errors import SpeckMttError
 
-LOSSES: tuple[str, ...] = ("ce", "tet")
+LOSSES: tuple[str, ...] = values(Loss)
 
 
 def mean_output_ce(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,8 @@ import numpy as np
 from ..errors import SpeckMttError
 
 Config = tuple[int, ...]
-EnergyKind = Literal["spikes", "synops"]
-RatesFrom = Literal["fit", "uniform"]
+EnergyKind = Literal["spikes", "synops"]  # choices.Energy
+RatesFrom = Literal["fit", "uniform"]  # choices.Rates
 
 
 def sample_configs(n: int, n_stages: int, t_min: int, t_max: int, seed: int = 0,

@@ -33,6 +33,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from .. import distributed as D
 from ..checkpoint import arch_kwargs_of, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+from ..choices import Phase, values
 from ..errors import DataError, SpeckMttError
 from ..evaluate import eval_table, evaluate, save_eval
 from ..files import save_json, save_text
@@ -46,7 +47,7 @@ from .bias_removal import BiasSchedule, Distiller, layer_rates, rescale_weights
 from .bn import absorb_bn, bias_parameters, bias_penalty, calibrate_bn, has_bn, lock_bn, to_bias_free
 from .recipe import Recipe
 
-PHASES = ("base", "bias-removal")
+PHASES = values(Phase)
 
 
 @dataclass(frozen=True)
