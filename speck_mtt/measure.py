@@ -172,7 +172,7 @@ def floor_rows(sweep: list[tuple[float, BatchResult]],
     return rows
 
 
-def _simulate_with_progress(net: SimNet, data, workers: int | None, flag: bool) -> BatchResult:
+def _simulate_with_progress(net: SimNet, data, workers: int | None, flag: bool | None) -> BatchResult:
     """simulate_sharded, with a bar and remaining time on rank 0 (over its own shard)."""
     import torch.distributed as dist
 
@@ -190,12 +190,12 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
             limit: int | None = None, t: list[int] | None = None, workers: int | None = None,
             float_mode: bool = False, record: Path | None = None, compare: list[Path] | None = None,
             out: Path | None = None, floors: list[float] | None = None,
-            progress: bool = False) -> dict[str, Any] | None:
+            progress: bool | None = None) -> dict[str, Any] | None:
     """Run the measurement; returns the result dict on rank 0 (None on other ranks) and writes it
     to `out` (default DEPLOY_DIR/measure-<backend>[-float].json; an evaluation set such as
     nmnist-real800 gets measure-<backend>[-float]-<dataset>.json and torch at T_max by default).
     floors: also simulate with the lower threshold at each of these (thresholds), a sweep of the
-    chip's floor setting. progress: show the simulator's progress bar (also shown when stderr is a
+    chip's floor setting. progress: show the simulator's progress bar (None: when stderr is a
     terminal)."""
     from .data import resolve_dataset
     from .data.registry import get_info

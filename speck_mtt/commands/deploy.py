@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..api import deploy
 from ..choices import Dataset, Target
-from ..errors import SpeckMttError
 from .options import DataDir, Json, value
 
 
@@ -37,20 +37,11 @@ def deploy_cmd(
     json_out: Json = False,
 ) -> None:
     """Lay a checkpoint or NIR graph out for Speck2e (or the simulator); report cores, memory and SynOps."""
-    from ..chip.deploy import deploy, format_number
-    from ..files import dumps_json, output_lock
+    from ..chip.deploy import format_number
+    from ..files import dumps_json
 
-    if device is not None and target != Target.speck2e:
-        raise SpeckMttError("--device uploads to a Speck2e devkit: use it with --target speck2e")
-    with output_lock(out):
-        summary = deploy(checkpoint, target.value, out, dataset=value(dataset), data_dir=data_dir, samples=samples,
-                         frames=frames, floor=floor)
-        if device is not None:
-            try:
-                from ..chip.devkit import deploy_to_devkit
-            except ImportError as exc:
-                raise SpeckMttError(f"devkit support is not available ({exc}); the layout is in {out}") from exc
-            deploy_to_devkit(Path(out), device)
+    summary = deploy(checkpoint, out, target=target.value, device=device, dataset=value(dataset), data_dir=data_dir,
+                     samples=samples, frames=frames, floor=floor).data
     if json_out:
         typer.echo(dumps_json(summary))
         return

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ..api import export_nir
 from ..choices import ExportFormat
 from .options import Json
 
@@ -21,11 +22,10 @@ def export_cmd(
     json_out: Json = False,
 ) -> None:
     """Export a checkpoint's Speck-ready network for other SNN tools (thresholds, floors, head kept)."""
-    from ..chip.nir_io import export_checkpoint
-
-    meta = export_checkpoint(checkpoint, out)
+    result = export_nir(checkpoint, out)
+    meta = result.data
     if json_out:
-        typer.echo(json.dumps({"out": str(out), "format": fmt.value, **meta}, indent=2))
+        typer.echo(json.dumps(meta, indent=2))
         return
     typer.echo(f"{meta['arch']} -> {out} (NIR, head {meta['head']}, {meta['n_classes']} classes); "
                f"deploy it with `speck-mtt deploy {out} --target speck2e --out DIR`")

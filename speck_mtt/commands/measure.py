@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..api import measure_deployed
 from ..choices import Backend, Dataset
-from ..errors import SpeckMttError
 from .options import DataDir, Json, value
 
 
@@ -52,23 +52,15 @@ def measure_cmd(
 ) -> None:
     """Accuracy, spike difference (vs torch at T, vs recordings), spikes, SynOps and samples/s."""
     from ..analysis.config_search import render_search
-    from ..files import dumps_json, output_lock
-    from ..measure import measure, search_deployed
+    from ..files import dumps_json
 
-    if floors and backend != Backend.sim:
-        raise SpeckMttError("--floor sweeps the simulator; use it with --backend sim (re-deploy with "
-                            "`speck-mtt deploy --floor` for the chip)")
-    if not deploy_dir.is_dir():
-        raise SpeckMttError(f"{deploy_dir}: no such folder; pass the folder written by `speck-mtt deploy`")
-    if out is not None and out.is_dir():
-        raise SpeckMttError(f"--out {out} is a folder; pass the path of the result .json")
-    with output_lock(out.parent if out is not None else deploy_dir):
-        report = measure(deploy_dir, backend.value, value(dataset), data_dir, limit, t, workers, float_mode, record,
-                         compare, out, floors, progress)
-    if report is None:
+    result = measure_deployed(deploy_dir, backend=backend.value, dataset=value(dataset), data_dir=data_dir,
+                              limit=limit, t=t, workers=workers, float_mode=float_mode, record=record,
+                              compare=compare, out=out, floors=floors, search_config=search_config,
+                              progress=True if progress else None)
+    if result.rank != 0:  # under torchrun rank 0 answers
         return
-    if search_config:
-        report["search"] = search_deployed(deploy_dir, report["dataset"], data_dir, limit)
+    report = result.data
     if json_out:
         typer.echo(dumps_json(report))
         return

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..api import write_report
 from .options import Json
 
 
@@ -25,7 +26,6 @@ def report_cmd(
     """Table 5 of the paper for a results folder: torch, simulator and Speck accuracy, parameters and
     spike differences per method, next to the paper's numbers."""
     from ..files import dumps_json
-    from ..report import render_report, write_report
 
-    report = write_report(results_dir, out, t, dataset, plot)
-    typer.echo(dumps_json(report) if json_out else render_report(report))
+    report = write_report(results_dir, out=out, t=t, dataset=dataset, plot=plot)
+    typer.echo(dumps_json(report.data) if json_out else report.text)

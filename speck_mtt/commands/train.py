@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..api import train
 from ..choices import Dataset, Loss, Method, Phase
-from ..errors import SpeckMttError
 from .options import DataDir, Json, value
 
 
@@ -31,30 +31,11 @@ def train_cmd(
     json_out: Json = False,
 ) -> None:
     """Train a spiking network with MTT (or a baseline) and report its accuracy at every T."""
-    import torch
+    from ..files import dumps_json
 
-    from ..files import dumps_json, output_lock
-    from ..training.loop import default_out, phase_settings, run
-    from ..training.recipe import load_recipe, parse_set
-
-    if threads is not None:
-        if threads < 1:
-            raise SpeckMttError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
-    overrides = parse_set(set_ or [])
-    section = "train" if phase == Phase.base else "bias_removal"
-    for key, setting in (("method", value(method)), ("epochs", epochs)):
-        if setting is not None:
-            overrides.setdefault(section, {})[key] = setting
-    if loss is not None:
-        overrides.setdefault("train", {})["loss"] = loss.value
-    if dataset is not None:
-        overrides.setdefault("data", {})["dataset"] = dataset.value
-    rec = load_recipe(recipe, quick=quick, overrides=overrides)
-    phase_settings(rec, phase.value)
-    out = out or default_out(rec, phase.value)
-    with output_lock(out):
-        summary = run(rec, out, phase=phase.value, from_ckpt=from_, resume=resume, device=device, data_dir=data_dir,
-                      progress=not json_out)
-    if json_out:
-        typer.echo(dumps_json(summary, indent=None))
+    result = train(recipe, out=out, method=value(method), loss=value(loss), epochs=epochs, phase=phase.value,
+                   from_checkpoint=from_, resume=resume, quick=quick, dataset=value(dataset), data_dir=data_dir,
+                   device=device, overrides=set_, threads=threads,
+                   progress=(lambda line: typer.echo(line, err=True)) if json_out else True)
+    if json_out and result.rank == 0:
+        typer.echo(dumps_json(result.data, indent=None))

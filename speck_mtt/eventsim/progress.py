@@ -10,9 +10,9 @@ from contextlib import contextmanager
 CHUNK_PER_WORKER = 4  # samples per thread between two updates of the bar (simulate_many's chunk)
 
 
-def wanted(flag: bool) -> bool:
-    """--progress, or an interactive stderr."""
-    return flag or sys.stderr.isatty()
+def wanted(flag: bool | None) -> bool:
+    """True/False as asked (--progress, the Python API); None: when stderr is a terminal."""
+    return sys.stderr.isatty() if flag is None else flag
 
 
 @contextmanager

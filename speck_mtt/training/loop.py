@@ -395,13 +395,20 @@ def _progress_factory(enabled: bool):
 # The run
 # ---------------------------------------------------------------------------------------------
 
+def stderr_line(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None = None,
         resume: bool = False, device: str | None = None, data_dir: str | Path | None = None,
         datasets: tuple[Dataset, Dataset] | None = None, progress: bool = True,
-        on_epoch: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train one phase into `out`; returns the summary (also what --json prints).
+        on_epoch: Callable[[int], None] | None = None,
+        log: Callable[[str], None] | None = stderr_line) -> dict[str, Any]:
+    """Train one phase into `out`; returns the summary (also what --json prints) on every rank.
 
     datasets: (train, test) frame datasets at T_max to use instead of speck_mtt.data (tests).
+    progress: a rich bar per epoch on stderr. log: receives the run's messages (epochs, the
+    accuracy table; rank 0 only), None: silent.
     on_epoch: called with the epoch number (1-based) once that epoch's last.pt is written.
     """
     recipe = recipe.for_phase(phase)
@@ -411,7 +418,7 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
     last, final = out / "last.pt", out / "model.pt"
     check_out_folder(out, phase, from_ckpt, resume)
     info, dev = D.init_distributed(D.resolve_device(device))
-    say = (lambda *a: print(*a, file=sys.stderr)) if info.is_main else (lambda *a: None)
+    say = log if info.is_main and log is not None else (lambda line: None)
     seed_everything(tr.seed)
 
     # --- data and model ---
@@ -529,9 +536,7 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
 
         plot_accuracy_vs_t({f"{recipe.name} {ph.method} ({phase})": result}, out / "eval.png")
         save_checkpoint(checkpoint(ph.epochs, eval=result), final)
-        from rich.console import Console
-
-        Console(stderr=True).print(eval_table(result, f"{recipe.name} {ph.method} {phase}"))
+        say(_text(eval_table(result, f"{recipe.name} {ph.method} {phase}")))
         say(f"model: {final}")
     D.barrier(info)
     D.shutdown(info)
@@ -558,6 +563,15 @@ def start_bias_free(model: SpikingNet, base: SpikingNet, recipe: Recipe, train_d
             f"accuracy {_fmt(before['rescaled'])}; rates {_rates(rates['rescaled'])}")
     before["layer_rates"] = rates
     return before
+
+
+def _text(renderable: Any) -> str:
+    """A rich renderable (the accuracy table) as plain text for the log."""
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=100)
+    console.print(renderable)
+    return console.file.getvalue().rstrip("\n")
 
 
 def _rates(rates: list[float]) -> str:

@@ -229,6 +229,16 @@ def load_recipe(name_or_path: str, quick: bool = False, overrides: dict[str, dic
     return Recipe.from_dict(recipe)
 
 
+def override(recipe: Recipe, overrides: dict[str, dict[str, Any]]) -> Recipe:
+    """A loaded recipe with overrides on top, validated like load_recipe's."""
+    if not overrides:
+        return recipe
+    raw = recipe.as_dict()
+    _merge(raw, overrides, "override")
+    validate(raw)
+    return Recipe.from_dict(raw)
+
+
 def _check_eval_ts(ev: dict[str, Any], t_max: int, what: str) -> None:
     for key in ("ts", "epoch_ts"):
         bad = [t for t in ev[key] if not 1 <= t <= t_max]
