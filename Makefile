@@ -5,13 +5,21 @@ SPECK ?= .venv/bin/speck-mtt
 RESULTS ?= results
 PAPER = SPECK=$(SPECK) PY=$(PY) recipes/paper.sh
 
-.PHONY: install test bench demo hardware-test nmnist-sim nmnist-sim-t30 nmnist gesture-sim gesture cifar10dvs cifar10dvs-sim
+.PHONY: install install-latest test bench demo hardware-test nmnist-sim nmnist-sim-t30 nmnist gesture-sim gesture cifar10dvs cifar10dvs-sim
 
+# install: the versions the tests passed with (constraints.txt; torch first, so pip takes the CPU
+# wheel of the configured index); install-latest: the newest releases pyproject.toml allows.
 install:
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt torch
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+
+install-latest:
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade --upgrade-strategy eager torch
+	$(PY) -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev]"
 
 test:
 	$(PY) -m pytest -q tests

@@ -17,8 +17,9 @@ from pathlib import Path
 from ..errors import DeviceError
 
 INSTALL_HINT = (
-    "install the real samna from SynSense (pip install samna --index-url "
-    "https://gitlab.com/api/v4/projects/27423070/packages/pypi/simple) and connect a Speck2e devkit"
+    "install the real samna from SynSense over PyPI's stub (pip install --force-reinstall --no-deps "
+    "samna==<the installed version> --index-url https://gitlab.com/api/v4/projects/27423070/packages/pypi/simple; "
+    "hardware_tests/README.md) and connect a Speck2e devkit"
 )
 
 
