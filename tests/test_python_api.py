@@ -57,3 +57,42 @@ def test_train_takes_the_folder_lock_and_refuses_a_busy_folder(tmp_path):
 
     with output_lock(tmp_path / "busy"), pytest.raises(SpeckMttError, match="is in use by"):
         sm.train("nmnist", quick=True, out=tmp_path / "busy")
+
+
+TORCHRUN_MEASURE = """import json, sys
+import speck_mtt as sm
+r = sm.measure_deployed(sys.argv[1], dataset="nmnist-real800", data_dir=sys.argv[2], limit=6, t=[4], workers=1)
+print("RESULT " + json.dumps({"rank": r.rank, "n": r.n_samples, "accuracy": r.accuracy, "written": str(r.written),
+                              "sd": r.data["torch"][0]["sd"], "ranks": r.data["ranks"]}), flush=True)
+"""
+
+
+@pytest.mark.slow  # torchrun with two ranks, each importing torch
+def test_measure_under_torchrun_returns_rank_0s_result_on_every_rank(real800_dir, tmp_path):
+    import json
+
+    import torch
+
+    from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
+    from speck_mtt.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("nmnist_3c1fc")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    save_checkpoint(make_checkpoint(model, {}, t_max=4), tmp_path / "ckpt.pt")
+    deployed = sm.deploy(tmp_path / "ckpt.pt", tmp_path / "dep", target="sim", samples=0)
+    single = sm.measure_deployed(deployed.out, dataset="nmnist-real800", data_dir=real800_dir, limit=6, t=[4],
+                                 workers=1)
+    script = tmp_path / "measure.py"
+    script.write_text(TORCHRUN_MEASURE)
+    done = subprocess.run([str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc-per-node", "2",
+                           str(script), str(deployed.out), str(real800_dir)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = sorted((json.loads(line.split("RESULT ", 1)[1]) for line in done.stdout.splitlines() if "RESULT " in line),
+                 key=lambda r: r["rank"])
+    assert [r["rank"] for r in got] == [0, 1] and all(r["ranks"] == 2 for r in got)
+    expected = {"n": 6, "accuracy": single.accuracy, "written": str(single.written), "sd": single.data["torch"][0]["sd"]}
+    assert all({k: r[k] for k in expected} == expected for r in got)
