@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
+from filelock import FileLock, Timeout
 
 from .errors import SpeckMttError
 
-LOCK_NAME = ".speck-mtt.lock"
+LOCK_NAME = ".speck-mtt.lock"  # the holder line
+FLOCK_NAME = ".speck-mtt.flock"  # the flock
 # temporary files and folders of atomic writes: .<target>.<pid>.<token>.tmp
 _TEMP = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[^.]*\.tmp$")
 
@@ -163,79 +165,59 @@ def save_text(text: str, path: Path) -> None:
 # One run per output folder
 # ---------------------------------------------------------------------------------------------
 
-def _holder(lock: Path) -> dict[str, Any] | None:
-    """The lock's content (pid, host, since, what); None when it vanished meanwhile."""
+def _holder(info: Path) -> dict[str, Any] | None:
+    """The holder line (pid, host, since, what) of a lock; None when there is none."""
     try:
-        text = lock.read_text()
-        age = time.time() - lock.stat().st_mtime
+        text = info.read_text()
     except FileNotFoundError:
         return None
     pid, host, since, what = (text.strip().split(" ", 3) + ["", "", "", ""])[:4]
-    return {"pid": int(pid) if pid.isdigit() else None, "host": host, "since": since, "what": what, "age": age,
-            "text": text}
+    return {"pid": int(pid) if pid.isdigit() else None, "host": host, "since": since, "what": what}
 
 
-def _is_stale(holder: dict[str, Any]) -> bool:
-    """A lock whose process is gone (same host), or an empty lock left by a writer killed at once."""
-    if holder["pid"] is None:
-        return holder["age"] > 10
-    return holder["host"] == socket.gethostname() and not pid_alive(holder["pid"])
-
-
-def _take_stale(lock: Path, holder: dict[str, Any]) -> None:
-    """Move a stale lock aside; if another process replaced it meanwhile, put theirs back."""
-    aside = lock.with_name(f"{LOCK_NAME}.{os.getpid()}.stale")
-    try:
-        os.rename(lock, aside)
-    except FileNotFoundError:
-        return
-    if aside.read_text() != holder["text"]:
+def _acquire(folder: Path) -> FileLock:
+    """Take the folder's flock (filelock: the kernel frees it when its holder dies, kill -9 too),
+    then write the holder line that a second run's error names."""
+    info = folder / LOCK_NAME
+    held = FileLock(folder / FLOCK_NAME, timeout=0)
+    for _ in range(20):
         try:
-            os.link(aside, lock)
-        except FileExistsError:
-            pass
-    aside.unlink(missing_ok=True)
-
-
-def _acquire(folder: Path) -> Path:
-    lock = folder / LOCK_NAME
-    what = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]).replace("\n", " ")
-    mine = f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%dT%H:%M:%S')} {what}\n"
-    for _ in range(5):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-        except FileExistsError:
-            holder = _holder(lock)
-            if holder is None:
+            held.acquire()
+        except Timeout:
+            holder = _holder(info)
+            if holder is None:  # the holder is starting or finishing: its line comes or goes in a moment
+                time.sleep(0.05)
                 continue
-            if not _is_stale(holder):
-                raise SpeckMttError(
-                    f"{folder} is in use by `{holder['what'] or '?'}` (pid {holder['pid']} on {holder['host']} "
-                    f"since {holder['since']}); wait for it to finish or pass another --out "
-                    f"(remove {lock} only if that run is gone)") from None
-            print(f"warning: {folder}: removing the stale lock of `{holder['what'] or '?'}` "
-                  f"(pid {holder['pid']} since {holder['since']} is no longer running)", file=sys.stderr)
-            _take_stale(lock, holder)
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(mine)
-        return lock
-    raise SpeckMttError(f"{folder}: could not take the lock {lock} (other runs keep replacing it); retry")
+            raise SpeckMttError(
+                f"{folder} is in use by `{holder['what'] or '?'}` (pid {holder['pid']} on {holder['host']} "
+                f"since {holder['since']}); wait for it to finish or pass another --out") from None
+        stale = _holder(info)  # a holder line without a flock: its run died before cleaning up
+        if stale is not None:
+            print(f"warning: {folder}: removing the stale lock of `{stale['what'] or '?'}` "
+                  f"(pid {stale['pid']} since {stale['since']} is no longer running)", file=sys.stderr)
+        what = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]).replace("\n", " ")
+        mine = f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%dT%H:%M:%S')} {what}\n"
+        atomic_write(info, lambda fh: fh.write(mine.encode()), fsync=False)
+        return held
+    raise SpeckMttError(f"{folder} is in use by another run (it holds {folder / FLOCK_NAME}; its holder line "
+                        f"{info} is missing); wait for it to finish or pass another --out")
 
 
-def _release(lock: Path) -> None:
-    holder = _holder(lock)
-    if holder is not None and holder["pid"] == os.getpid():
-        lock.unlink(missing_ok=True)
+def _release(folder: Path, held: FileLock) -> None:
+    """Remove both files while still holding the flock (filelock skips an unlinked inode), then free it."""
+    (folder / LOCK_NAME).unlink(missing_ok=True)
+    (folder / FLOCK_NAME).unlink(missing_ok=True)
+    held.release()
 
 
 @contextmanager
 def output_lock(folder: str | Path) -> Iterator[Path]:
     """Hold folder for one run (train, deploy, measure) until the block ends.
 
-    The lock file names the holder (pid, host, start, command line). A second run into the same folder is a one-line error naming the holder; the lock of a
-    process that is gone (kill -9, power loss) is reported and replaced; temporary files that
-    killed writers left behind are removed. Under torchrun only rank 0 writes, so only it locks.
+    A flock (filelock) on .speck-mtt.flock decides; .speck-mtt.lock names the holder (pid, host,
+    start, command line). A second run into the same folder is a one-line error naming the holder;
+    the holder line of a process that is gone (kill -9, power loss) is reported and replaced;
+    temporary files that killed writers left behind are removed. Under torchrun only rank 0 writes, so only it locks.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -245,11 +227,11 @@ def output_lock(folder: str | Path) -> Iterator[Path]:
         return
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    lock = _acquire(folder)
+    held = _acquire(folder)
     try:
         remove_stale_temps(folder)
         yield folder
     finally:
-        _release(lock)
+        _release(folder, held)
         if created and not any(folder.iterdir()):  # a run that failed before writing leaves no folder
             folder.rmdir()

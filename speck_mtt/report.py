@@ -30,7 +30,7 @@ SD sim-vs-chip: recordings of the simulator and the first chip run, reference th
 Speck accuracy is their mean.
 
 Accuracies are fractions in [0, 1]; the report shows percent. Output: report.md, report.json,
-accuracy_vs_t.png (matplotlib Agg). The paper's own numbers (docs/design.md#paper-numbers) sit in a separate,
+accuracy_vs_t.png (matplotlib Figure API, Agg canvas). The paper's own numbers (docs/design.md#paper-numbers) sit in a separate,
 labelled table; a "-sim" dataset is an offline stand-in and is labelled so next to them.
 """
 
@@ -377,13 +377,13 @@ def render_report(report: dict[str, Any]) -> str:
 
 def plot_accuracy(report: dict[str, Any], path: Path) -> None:
     """Torch accuracy vs T per method, simulator accuracy as a dashed horizontal line, chip as a star."""
-    import matplotlib
+    from matplotlib import rcParams  # matplotlib only where a figure is drawn
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import new_figure, save_png
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = new_figure((6, 4))
+    ax = fig.subplots()
+    colors = rcParams["axes.prop_cycle"].by_key()["color"]
     for i, r in enumerate(report["rows"]):
         c = colors[i % len(colors)]
         label = r["method"].upper()
@@ -401,9 +401,7 @@ def plot_accuracy(report: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def write_report(results_dir: Path, out: Path | None = None, t: int | None = None,

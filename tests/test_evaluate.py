@@ -29,3 +29,15 @@ def test_evaluate_matches_manual_uniform_configs(tmp_path):
     png = plot_accuracy_vs_t({"a": res, "b": json.loads((tmp_path / "eval.json").read_text())}, tmp_path / "fig.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+
+
+def test_figures_leave_pyplot_and_the_backend_alone(tmp_path, monkeypatch):
+    """A notebook's backend and open figures stay as they were (Figure API, no matplotlib.use)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend, figures = matplotlib.get_backend(), plt.get_fignums()
+    monkeypatch.setattr(matplotlib, "use", lambda *a, **k: pytest.fail("matplotlib.use called"))
+    plot_accuracy_vs_t({"a": {"t": [1, 2], "accuracy": [0.5, 0.6]}}, tmp_path / "fig.png")
+    assert matplotlib.get_backend() == backend and plt.get_fignums() == figures
+    assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]  # no temporary file left

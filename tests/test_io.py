@@ -51,7 +51,7 @@ def test_stale_lock_of_a_dead_process_is_reported_and_replaced(tmp_path, capsys)
 
 
 def test_lock_of_a_killed_run_is_stale(tmp_path):
-    """kill -9 skips every cleanup: the next run must still get the folder."""
+    """kill -9 skips every cleanup: the next run must still get the folder (the kernel frees the flock)."""
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom speck_mtt.files import output_lock\n"
                                "with output_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n",
@@ -59,6 +59,10 @@ def test_lock_of_a_killed_run_is_stale(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(SpeckMttError, match=f"pid {holder.pid}"):
+            with output_lock(out):
+                pass
+        (out / LOCK_NAME).unlink()  # the kernel's flock decides, not the holder line
+        with pytest.raises(SpeckMttError, match=f"{out} is in use by another run"):
             with output_lock(out):
                 pass
     finally:

@@ -123,6 +123,13 @@ def test_ks_distance():
     assert ks_distance(a, a + 10) == 1.0
     assert ks_distance(a, np.array([2.0, 3.0, 4.0])) == pytest.approx(1 / 3)
     assert ks_distance(np.array([np.nan, 1.0]), np.array([1.0])) == 0.0
+    assert np.isnan(ks_distance(np.array([np.nan]), a))
+    # integer statistics (events, bursts) tie a lot: the largest gap between the two empirical CDFs
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 8, 301).astype(float), rng.integers(1, 9, 177).astype(float)
+    grid = np.concatenate([x, y])
+    gap = np.abs((x[None] <= grid[:, None]).mean(1) - (y[None] <= grid[:, None]).mean(1)).max()
+    assert ks_distance(x, y) == pytest.approx(gap, abs=1e-12)
 
 
 def test_drift_check_passes_real_against_itself_and_fails_a_drifted_generator(data_dir):

@@ -112,7 +112,10 @@ def test_chip_sd_from_compare_entries(results):
     assert row["speck_accuracy"] == pytest.approx(0.94)
 
 
-def test_write_outputs_and_cli(results, tmp_path):
+def test_write_outputs_and_cli(results, tmp_path, monkeypatch):
+    import matplotlib
+
+    monkeypatch.setattr(matplotlib, "use", lambda *a, **k: pytest.fail("matplotlib.use called"))  # a notebook's backend stays
     out = tmp_path / "out"
     write_report(results, out)
     saved = json.loads((out / "report.json").read_text())
