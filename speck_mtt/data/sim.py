@@ -31,6 +31,7 @@ from .functional.saccades import SaccadeParams, simulate_saccades
 from .tonic_sets import CIFAR10DVSFiles, DVSGestureFiles, NMNISTFiles
 
 MARKER = ".speck_mtt_sim.json"
+PROGRESS_EVERY_S = 60.0  # a line with the remaining time while generating
 SPLITS = ("train", "test")
 
 
@@ -114,15 +115,26 @@ class GestureSim:
         return DVSGestureFiles(str(save_to), train=train)
 
 
+# recordings per split of each cifar10dvs-sim version: v2 has 500 test recordings, so 1 pp = 5
+CIFAR_SIM_COUNTS = {1: (500, 100), 2: (2000, 500)}
+
+
 @dataclass(frozen=True)
 class CIFAR10DVSSim:
     """cifar10dvs-sim: split by digit image (n_train + n_test distinct t10k digits), both splits in
     one CIFAR10DVS folder as the real dataset has; digit d is written into the folder of class d."""
 
     rcls: RCLSParams = field(default_factory=RCLSParams)
-    n_train: int = 500
-    n_test: int = 100
+    n_train: int = CIFAR_SIM_COUNTS[2][0]
+    n_test: int = CIFAR_SIM_COUNTS[2][1]
     folder: str = "cifar10dvs-sim/CIFAR10DVS"
+
+    @classmethod
+    def of_version(cls, version: int) -> "CIFAR10DVSSim":
+        """The generator of cifar10dvs-sim version 1 or 2: its parameters and its split sizes."""
+        rcls = RCLSParams.of_version(version)
+        n_train, n_test = CIFAR_SIM_COUNTS[version]
+        return cls(rcls=rcls, n_train=n_train, n_test=n_test)
 
     def as_dict(self) -> dict:
         return {"generator": "cifar10dvs-sim", "n_train": self.n_train, "n_test": self.n_test,
@@ -189,12 +201,16 @@ def ensure_generated(name: str, data_dir: Path, split: str, wanted: Sequence[Ite
     missing = [it for it in wanted if not (root / it.relpath).is_file()]
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if missing:
-        say(f"{name}: generating {len(missing)} {split} recordings under {root} (one-off, cached)")
-        start = time.perf_counter()
+        say(f"{name}: generating {len(missing)} {split} recordings under {root} (one-off, cached; "
+            "an interrupted run continues where it stopped)")
+        start = last = time.perf_counter()
         for k, item in enumerate(missing, 1):
             gen.write(root, item)
-            if k % 1000 == 0:
-                say(f"{name}: {k}/{len(missing)} ({time.perf_counter() - start:.0f} s)")
+            now = time.perf_counter()
+            if now - last >= PROGRESS_EVERY_S:
+                last = now
+                left = (now - start) / k * (len(missing) - k)
+                say(f"{name}: {k}/{len(missing)} {split} recordings ({now - start:.0f} s, about {left / 60:.1f} min left)")
     everything = gen.items(split)
     if len(wanted) == len(everything) or all((root / it.relpath).is_file() for it in everything):
         state["complete"] = sorted(set(state["complete"]) | {split})
