@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,10 +189,13 @@ def _save_marker(root: Path, state: dict) -> None:
 
 
 def ensure_generated(name: str, data_dir: Path, split: str, wanted: Sequence[Item],
-                     generator=None, progress: Callable[[str], None] | None = None) -> Path:
+                     generator=None, progress: Callable[[str], None] | None = None, workers: int = 1) -> Path:
     """Generate the missing recordings of `wanted`; returns the tonic save_to folder.
 
-    A split is marked complete (and never checked again) once all its recordings exist.
+    A split is marked complete (and never checked again) once all its recordings exist; every file
+    is written atomically, so a killed run leaves whole recordings and the next one makes the rest.
+    workers > 1: that many processes (`data prepare --workers`: 2,500 VGGSNN-sized recordings are
+    about 12 minutes on one core).
     """
     gen = generator or GENERATORS[name]
     root = Path(data_dir) / gen.folder
@@ -204,8 +209,7 @@ def ensure_generated(name: str, data_dir: Path, split: str, wanted: Sequence[Ite
         say(f"{name}: generating {len(missing)} {split} recordings under {root} (one-off, cached; "
             "an interrupted run continues where it stopped)")
         start = last = time.perf_counter()
-        for k, item in enumerate(missing, 1):
-            gen.write(root, item)
+        for k, _ in enumerate(_written(gen, root, missing, workers), 1):
             now = time.perf_counter()
             if now - last >= PROGRESS_EVERY_S:
                 last = now
@@ -216,6 +220,21 @@ def ensure_generated(name: str, data_dir: Path, split: str, wanted: Sequence[Ite
         state["complete"] = sorted(set(state["complete"]) | {split})
         _save_marker(root, state)
     return root.parent
+
+
+def _written(gen, root: Path, items: Sequence[Item], workers: int) -> Iterator[Item]:
+    """Write the items (in worker processes when workers > 1), yielding each once it is on disk."""
+    if workers <= 1 or len(items) < 2:
+        for item in items:
+            gen.write(root, item)
+            yield item
+        return
+    # spawn: a forked child can deadlock on the parent's running OpenMP pool (torch)
+    with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(gen.write, root, item): item for item in items}
+        for done in as_completed(futures):
+            done.result()
+            yield futures[done]
 
 
 def generator_spec(name: str) -> dict:
