@@ -26,7 +26,6 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 export SPECK_MTT_DATA=${SPECK_MTT_DATA:-$out/data}
 start=$(date +%s)
-exec > >(tee -a "$out/gpu_check.log") 2>&1
 
 if [ -n "$tiny" ]; then
     device=cpu size=(--quick) prepare=(--limit 16) frames=2 epochs=1
@@ -38,6 +37,7 @@ else
     device=cuda size=() prepare=() frames=10 epochs=$EPOCHS
     nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || true
 fi
+exec > >(tee -a "$out/gpu_check.log") 2>&1
 echo "== gpu_check: device $device, $epochs epochs per method, budget ${BUDGET_S} s, data $SPECK_MTT_DATA"
 
 # the recordings, in one process per core (2,500 recordings: about 12 min on one core), and the frame cache
