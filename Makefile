@@ -6,7 +6,7 @@ RESULTS ?= results
 # Threads of torch, numba and BLAS for the recipes: all cores by default. Run one recipe at a time
 # and nothing CPU-heavy beside it: trainings sharing 2 cores ran their epochs 9-16x slower
 # (docs/cifar10dvs-sim.md).
-THREADS ?= $(shell nproc)
+THREADS ?= $(shell getconf _NPROCESSORS_ONLN)
 PAPER = OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS) NUMBA_NUM_THREADS=$(THREADS) \
 	SPECK=$(SPECK) PY=$(PY) recipes/paper.sh
 

@@ -41,8 +41,8 @@ exec > >(tee -a "$out/gpu_check.log") 2>&1
 echo "== gpu_check: device $device, $epochs epochs per method, budget ${BUDGET_S} s, data $SPECK_MTT_DATA"
 
 # the recordings, in one process per core (2,500 recordings: about 12 min on one core), and the frame cache
-echo "== generate cifar10dvs-sim ($(nproc) processes) and cache its frames at T=$frames"
-$SPECK data prepare cifar10dvs-sim --workers "$(nproc)" --frames "$frames" "${prepare[@]}"
+echo "== generate cifar10dvs-sim ($(getconf _NPROCESSORS_ONLN) processes) and cache its frames at T=$frames"
+$SPECK data prepare cifar10dvs-sim --workers "$(getconf _NPROCESSORS_ONLN)" --frames "$frames" "${prepare[@]}"
 
 for m in sdt mtt; do
     left=$(( start + BUDGET_S - $(date +%s) ))

@@ -24,11 +24,11 @@ TARGET=${TARGET:-speck2e}
 limit=${LIMIT:+--limit $LIMIT}
 mkdir -p "$results"
 start=$(date +%s)
-threads=${OMP_NUM_THREADS:-$(nproc)}
+cores=$(getconf _NPROCESSORS_ONLN)  # not nproc: it reports OMP_NUM_THREADS when that is set
 load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
-echo "== $threads threads on $(nproc) cores, load average $load"
-if awk -v l="$load" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
-    echo "== warning: the machine is busy (load $load on $(nproc) cores): epochs that share the cores with other" \
+echo "== ${OMP_NUM_THREADS:-all} threads on $cores cores, load average $load"
+if awk -v l="$load" -v n="$cores" 'BEGIN { exit !(l > n / 2) }'; then
+    echo "== warning: the machine is busy (load $load on $cores cores): epochs that share the cores with other" \
          "trainings ran 9-16x slower (docs/cifar10dvs-sim.md); run this alone for the expected wall time"
 fi
 
