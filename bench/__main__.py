@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHES = ("bench_loader", "bench_train", "bench_sim", "bench_vggsnn")
+BENCHES = ("bench_loader", "bench_train", "bench_sim", "bench_vggsnn", "bench_vggsnn_train")
 
 
 def main(argv: list[str]) -> None:

@@ -87,6 +87,7 @@ def _run_once(kernels, net, xs, ys, ps, integer64: bool) -> tuple[float, np.ndar
 
 
 def per_core(net, streams) -> None:
+    from speck_mtt.eventsim import kernels as K
     from speck_mtt.eventsim import kernels as today
 
     old = _baseline_kernels()
@@ -99,7 +100,11 @@ def per_core(net, streams) -> None:
         if old is not None:
             t_old, counts_old, stats_old = _run_once(old, net, xs, ys, ps, True)
             seconds["baseline"] += t_old
-            assert np.array_equal(counts, counts_old) and np.array_equal(stats, stats_old), "kernels disagree"
+            # spikes, SynOps and held spikes agree; the floor and saturation counters do not: the baseline
+            # counted a sum below the register as a saturation, today it is a floor hit (kernels.chip_neuron)
+            same = [K.S_SYNOPS, K.S_HELD]
+            assert np.array_equal(counts, counts_old) and np.array_equal(stats[:, same], stats_old[:, same]), \
+                "kernels disagree"
     rate = synops / seconds["today"]
     print(f"  per core: {synops / 1e9:.2f} G SynOps on {len(streams)} x {PREFIX} events, "
           f"{rate / 1e9:.2f} G SynOps per CPU-second (target >= 1.5): {'PASS' if rate >= 1.5e9 else 'FAIL'}")
@@ -107,8 +112,8 @@ def per_core(net, streams) -> None:
         print(f"  baseline {BASELINE} not in this checkout's git history: no ratio")
         return
     base = synops / seconds["baseline"]
-    print(f"  baseline kernel ({BASELINE}): {base / 1e9:.2f} G SynOps per CPU-second, same counts and "
-          f"counters -> {rate / base:.2f}x")
+    print(f"  baseline kernel ({BASELINE}): {base / 1e9:.2f} G SynOps per CPU-second, same spikes, SynOps "
+          f"and held spikes -> {rate / base:.2f}x")
 
 
 def samples_per_s(net, data) -> None:

@@ -108,6 +108,17 @@ def test_generation_cached_by_marker_and_regenerated_on_new_params(tmp_path):
     assert all((root / it.relpath).is_file() for it in new)
 
 
+def test_generation_in_worker_processes_writes_the_same_files(tmp_path):
+    small = NMNISTSim(n_train=2, n_test=4)
+    wanted = small.items("test")
+    for folder, workers in (("serial", 1), ("parallel", 2)):
+        ensure_generated("nmnist-sim", tmp_path / folder, "test", wanted, small, progress=lambda _: None,
+                         workers=workers)
+    for it in wanted:
+        assert (tmp_path / "parallel" / small.folder / it.relpath).read_bytes() == \
+            (tmp_path / "serial" / small.folder / it.relpath).read_bytes()
+
+
 def test_foreign_folder_is_not_wiped(tmp_path):
     (tmp_path / "nmnist-sim" / "NMNIST").mkdir(parents=True)
     (tmp_path / "nmnist-sim" / "NMNIST" / "mine.txt").write_text("user data")

@@ -240,7 +240,7 @@ def test_floor_hits_and_held_spikes_are_counted():
     # OFF: -20 -> floored at -5 (hit); ON: 20 -> spike -> 10, still >= 10 (held); ON: 35 -> 25 (held)
     r = simulate(art, events((0, 0, 1), (0, 0, 0), (0, 0, 0)))
     assert r.counts.tolist() == [2] and r.states[0].item() == 25
-    assert {k: v.tolist() for k, v in r.events.items()} == {"floor_hits": [1], "held_spikes": [2], "saturations": [0]}
+    assert {k: v.tolist() for k, v in r.events.items()} == {"floor_hits": [1], "held_spikes": [2], "top_saturations": [0]}
     ref = simulate_reference(art, events((0, 0, 1), (0, 0, 0), (0, 0, 0)))
     assert {k: v.tolist() for k, v in ref["events"].items()} == {k: v.tolist() for k, v in r.events.items()}
     # a deep floor keeps the inhibition: -20 + 25 = 5, no spike and no floor hit
@@ -260,18 +260,39 @@ def test_state_saturates_at_the_16_bit_register():
     ev = events(*[(0, 0, 0)] * n)
     art = one_layer(torch.tensor([127.0]).reshape(1, 1, 1, 1), [1, 1, 1], STATE_MAX, STATE_MIN, readout="membrane")
     r = simulate(art, ev)
-    assert r.states[0].item() == 41 * 127 and r.counts.tolist() == [1] and r.events["saturations"].item() == 1
+    assert r.states[0].item() == 41 * 127 and r.counts.tolist() == [1] and r.events["top_saturations"].item() == 1
     ref = simulate_reference(art, ev)
-    assert ref["counts"].tolist() == [1] and ref["events"]["saturations"].tolist() == [1]
-    down = one_layer(torch.tensor([-127.0]).reshape(1, 1, 1, 1), [1, 1, 1], STATE_MAX, STATE_MIN)
-    r = simulate(down, ev)
-    assert r.states[0].item() == STATE_MIN and r.events["saturations"].item() == n - 258  # 258 * 127 < 32768
+    assert ref["counts"].tolist() == [1] and ref["events"]["top_saturations"].tolist() == [1]
     flt = dict(art["layers"][0], scale=2.0)
     r = simulate(build.artifact([flt], [1, 1, 1], discretized=False), ev, float_mode=True)
-    assert r.states[0].item() == STATE_MAX / 2 and r.events["saturations"].item() == n - 129  # 129 * 127 < 16383.5
+    assert r.states[0].item() == STATE_MAX / 2 and r.events["top_saturations"].item() == n - 129  # 129 * 127 < 16383.5
     unscaled = {k: v for k, v in flt.items() if k != "scale"}
     free = simulate(build.artifact([dict(unscaled, threshold_high=1e9)], [1, 1, 1], discretized=False), ev)
-    assert free.states[0].item() == n * 127 and free.events["saturations"].item() == 0
+    assert free.states[0].item() == n * 127 and free.events["top_saturations"].item() == 0
+
+
+def test_a_floor_at_or_beyond_the_register_bottom_counts_floor_hits_not_saturations():
+    """-127 per event: the state reaches -32,766 after 258 events. With the floor at the register's
+    -32,768 (a deep floor clipped to 16 bits, as VGGSNN's deep layers have) each further event is
+    a floor hit and no saturation; a floor inside the register (-32,000: 252 * 127 passes it)
+    counts the same way; a float layer of scale 2 whose floor (-20,000) lies beyond its register
+    (-16,384) stops at the register's bottom, again as floor hits. Simulator and reference agree."""
+    from speck_mtt.eventsim.kernels import STATE_MAX, STATE_MIN
+
+    n = 300
+    ev = events(*[(0, 0, 0)] * n)
+    w = torch.tensor([-127.0]).reshape(1, 1, 1, 1)
+    for floor, state, hits in ((STATE_MIN, STATE_MIN, n - 258), (-32_000, -32_000, n - 251)):
+        art = one_layer(w, [1, 1, 1], STATE_MAX, floor)
+        r, ref = simulate(art, ev), simulate_reference(art, ev)
+        assert r.states[0].item() == state
+        assert {k: v.tolist() for k, v in r.events.items()} == {"floor_hits": [hits], "held_spikes": [0],
+                                                                 "top_saturations": [0]}
+        assert {k: v.tolist() for k, v in ref["events"].items()} == {k: v.tolist() for k, v in r.events.items()}
+    flt = dict(one_layer(w, [1, 1, 1], STATE_MAX, -20_000)["layers"][0], scale=2.0)
+    r = simulate(build.artifact([flt], [1, 1, 1], discretized=False), ev, float_mode=True)
+    assert r.states[0].item() == STATE_MIN / 2 and r.events["floor_hits"].item() == n - 129  # 129 * 127 < 16384
+    assert r.events["top_saturations"].item() == 0
 
 
 def test_quiet_layers_skip_the_range_and_held_checks_only_where_proved():

@@ -113,4 +113,4 @@ def test_floor_sweep_and_layer_diagnosis(deployed):
     assert layers[-1]["sd"] == pytest.approx(report["torch"][0]["sd"])  # the last layer is what SD compares
     assert all(row["torch_spikes_per_sample"] > 0 for row in layers)
     for row in report["layers"]:
-        assert {"floor_hits_per_sample", "held_spikes_per_sample", "saturations_per_sample"} <= set(row)
+        assert {"floor_hits_per_sample", "held_spikes_per_sample", "top_saturations_per_sample"} <= set(row)

@@ -49,10 +49,10 @@ def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = No
         summary["import_notes"] = list(ckpt.get("import_notes", []))
 
     out = Path(out)
-    save_torch(layout.artifact, out / "artifact.pt")
     save_json(summary, out / "layout.json")
     save_text(render_report(summary), out / "report.md")
     save_checkpoint(ckpt, out / "model.pt")
+    save_torch(layout.artifact, out / "artifact.pt")  # last: an artifact.pt means a finished deploy (recipes resume on it)
     return summary
 
 

@@ -76,13 +76,14 @@ def prepare_cmd(
     data_dir: DataDir = None,
     frames: Annotated[Optional[int], typer.Option(help="T of the frame cache (default: the recipe's T)")] = None,
     limit: Annotated[Optional[int], typer.Option(help="only this many recordings per split (quick runs)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="processes generating a built-in set's recordings")] = 1,
     json_out: Json = False,
 ) -> None:
     """Generate (built-in sets) or verify (real sets: every file is decoded) and build the frame cache."""
     from ..data.inventory import prepare
     from ..files import dumps_json
 
-    summary = prepare(name.value, data_dir, frames, limit)
+    summary = prepare(name.value, data_dir, frames, limit, workers)
     files, n_frames, splits = summary["files"], summary["n_frames"], summary["splits"]
     if json_out:
         typer.echo(dumps_json(summary))

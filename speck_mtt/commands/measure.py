@@ -79,7 +79,7 @@ def measure_cmd(
             typer.echo(f"    layer {layer['layer']}: spikes/sample torch {layer['torch_spikes_per_sample']:.1f}, "
                        f"sim {layer['sim_spikes_per_sample']:.1f}, SD {_pct(layer['sd'])}; per sample in the sim: "
                        f"{sim['floor_hits_per_sample']:.1f} floor hits, {sim['held_spikes_per_sample']:.1f} held "
-                       f"spikes, {sim['saturations_per_sample']:.1f} saturations")
+                       f"spikes, {sim['top_saturations_per_sample']:.1f} saturations at the register top")
     for row in report.get("floors", []):
         sds = ", ".join(f"SD vs T={r['t']} {_pct(r['sd'])}" for r in row["torch"])
         typer.echo(f"  floor {row['floor']:g}: accuracy {row['accuracy']:.2%}, "

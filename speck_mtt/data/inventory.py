@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .datasets import SPLITS, event_dataset, missing_splits, open_source
+from .datasets import SPLITS, event_dataset, missing_splits, open_source, subset
 from .frame_cache import frame_dataset
 from .functional.stats import distributions, ks_distance, summarize
 from .registry import REAL800, default_data_dir, get_info
-from .sim import GENERATORS, generator_spec
+from .sim import GENERATORS, ensure_generated, generator_spec
 
 MAX_KS = 0.4  # largest two-sample KS distance per statistic before nmnist-sim counts as drifted from real
 # (generator version 3 reaches 0.37 at most on 200 test recordings, version 2 0.97: see README)
@@ -86,14 +86,19 @@ def dataset_summary(name: str, data_dir: Path | None, stats_samples: int | None)
     return summary
 
 
-def prepare(name: str, data_dir: Path | None, frames: int | None, limit: int | None) -> dict[str, Any]:
-    """Generate (built-in sets) or verify (real sets: every file is decoded) and build the frame cache."""
+def prepare(name: str, data_dir: Path | None, frames: int | None, limit: int | None,
+            workers: int = 1) -> dict[str, Any]:
+    """Generate (built-in sets, in `workers` processes) or verify (real sets: every file is decoded)
+    and build the frame cache."""
     info = get_info(name)
     data_dir = data_dir or default_data_dir()
     n_frames = frames or info.default_frames
     splits = {}
     for split in ("test",) if info.eval_only else ("train", "test"):
         start = time.perf_counter()
+        if name in GENERATORS:
+            items = GENERATORS[name].items(split)
+            ensure_generated(name, data_dir, split, [items[i] for i in subset(len(items), limit)], workers=workers)
         ds = frame_dataset(name, split, n_frames, data_dir, limit=limit)
         splits[split] = {"samples": len(ds), "frame_cache": str(ds.cache_dir), "seconds": round(time.perf_counter() - start, 2)}
     files = data_dir / (GENERATORS[name].folder if not info.real else info.layout.split("/")[1])

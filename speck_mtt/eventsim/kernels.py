@@ -8,10 +8,11 @@ holds one row of int64 fields per layer (the F_* column indices below), `weights
 concatenated, each in (C_in, kH, kW, C_out) order, `th_hi`/`th_lo` the thresholds, `vb` each
 layer's state range (low, high: the 16-bit register in that layer's units) and `dptr`/`didx` the
 destination lists in CSR form. Per layer and sample the kernels count, in `stats` columns S_*: SynOps,
-floor hits (the clamp at theta_low raised the state), held spikes (the state stayed at or above
-theta_high after the one spike an event may cause: a time-stepped multistep IF would have
-fired more), and saturations (the sum left the register range and was clipped). All neuron states of one sample sit in one flat vector, each layer's in
-(H, W, C) order: channels innermost, so one kernel position updates contiguous memory.
+floor hits (the clamp at the floor raised the state: theta_low, or the register's -32,768 where
+the floor lies beyond it), held spikes (the state stayed at or above theta_high after the one
+spike an event may cause: a time-stepped multistep IF would have fired more), and top
+saturations (the sum passed the register's top, +32,767, and was clipped). All neuron states of
+one sample sit in one flat vector, each layer's in (H, W, C) order: channels innermost, so one kernel position updates contiguous memory.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from numba.extending import intrinsic
 N_FIELDS = 17
 
 # columns of the per-layer counters `stats`
-S_SYNOPS, S_FLOOR, S_HELD, S_SATURATED = range(4)
+S_SYNOPS, S_FLOOR, S_HELD, S_TOP_SATURATED = range(4)
 N_STATS = 4
 
 STATE_MIN = -(2**15)  # a Speck neuron state is a 16-bit register
@@ -41,26 +42,29 @@ _INITIAL_CAPACITY = 256
 def chip_neuron(v, w, theta_high, theta_low, v_min, v_max, quiet=False):
     """One synaptic update of a Speck neuron: (new state, spiked, floored, held, saturated).
 
-    v += w, saturating to the register range [v_min, v_max]; at or above theta_high emit ONE
-    spike and subtract theta_high (a state still above threshold waits for the next event:
-    "held"); then clamp at theta_low ("floored"). Written without branches on the state so the
-    compiled kernels update a run of channels with SIMD instructions. `quiet` (a constant) is
-    for callers that proved the sum stays in range and below 2 theta_high (see `_quiet_layers`):
-    the range clamp and the held check then compile away, their flags are False.
+    v += w, saturating at the register's top v_max ("saturated": charge lost upwards); at or
+    above theta_high emit ONE spike and subtract theta_high (a state still above threshold waits
+    for the next event: "held"); then clamp at the floor ("floored"): theta_low, or the register's
+    bottom v_min where theta_low lies beyond it (a deep floor clipped to the 16-bit state), so a
+    sum below the register counts as the floor hit it is, never as a saturation. Written without
+    branches on the state so the compiled kernels update a run of channels with SIMD instructions.
+    `quiet` (a constant) is for callers that proved the sum stays in range and below 2 theta_high
+    (see `_quiet_layers`): the top clamp and the held check then compile away, their flags are False.
     """
     v = v + w
     saturated = False
     if not quiet:
-        saturated = (v > v_max) | (v < v_min)
-        v = min(max(v, v_min), v_max)
+        saturated = v > v_max
+        v = min(v, v_max)
     spiked = v >= theta_high
     if spiked:
         v = v - theta_high
     held = False
     if not quiet:
         held = spiked & (v >= theta_high)
-    floored = v < theta_low
-    v = max(v, theta_low)
+    floor = max(theta_low, v_min)
+    floored = v < floor
+    v = max(v, floor)
     return v, spiked, floored, held, saturated
 
 
@@ -79,7 +83,7 @@ def _grown(pend, need):
 def _update_run(state, sb, weights, wb, fired, fb, n, theta_high, theta_low, v_min, v_max, quiet):
     """One kernel position: n channels' states from state[sb] take the weights from weights[wb],
     fired[fb:] notes who spiked; returns whether any did (an OR: cheaper in the loop than a count)
-    and the tallies of floor hits, held spikes and saturations, kept in the state's own type
+    and the tallies of floor hits, held spikes and top saturations, kept in the state's own type
     (exact: at most C_out each) so the loop holds one lane width and vectorizes. Offsets are
     unsigned: no negative-index wraparound in the SIMD loop."""
     zero = v_max - v_max
@@ -241,7 +245,7 @@ def _simulate(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, cou
                         n_sat += int(sats)
                 stats[l, S_FLOOR] += n_floor
                 stats[l, S_HELD] += n_held
-                stats[l, S_SATURATED] += n_sat
+                stats[l, S_TOP_SATURATED] += n_sat
                 if not any_fired:
                     continue
                 # gather the spikes position by position (contiguous flags, only where something

@@ -72,4 +72,4 @@ def simulate_reference(artifact: dict[str, Any], events: np.ndarray, float_mode:
                                                                       dtype=np.float64),
             "synops": synops, "layer_counts": [np.array(n["counts"]) for n in nets],
             "events": {k: np.array([n["events"][i] for n in nets]) for i, k in
-                       enumerate(("floor_hits", "held_spikes", "saturations"))}}
+                       enumerate(("floor_hits", "held_spikes", "top_saturations"))}}

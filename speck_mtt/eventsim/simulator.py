@@ -30,7 +30,7 @@ Outside = Literal["error", "drop"]
 
 
 # how often the chip rule departs from a time-stepped multistep IF, per layer (kernels.S_*)
-EVENT_COUNTERS = {"floor_hits": K.S_FLOOR, "held_spikes": K.S_HELD, "saturations": K.S_SATURATED}
+EVENT_COUNTERS = {"floor_hits": K.S_FLOOR, "held_spikes": K.S_HELD, "top_saturations": K.S_TOP_SATURATED}
 
 
 def _event_counts(stats: np.ndarray) -> dict[str, np.ndarray]:

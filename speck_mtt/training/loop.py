@@ -385,10 +385,12 @@ def _progress_factory(enabled: bool):
     if not enabled:
         return None
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[stats]}"), console=Console(stderr=True))
+                    TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"),
+                    console=Console(stderr=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,6 +469,7 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
     bar = _progress_factory(progress and info.is_main)
     if bar is not None:
         bar.start()
+    phase_start = time.perf_counter()
     for epoch in range(start, ph.epochs):
         sampler.t_fixed = fixed_t(recipe, epoch, ph.epochs)
         bias_scale = schedule.set_epoch(epoch) if schedule is not None else None
@@ -494,9 +497,11 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
                **{f"test_acc_t{t}": a for t, a in zip(quick["t"], quick["accuracy"])},
                **({"bias_scale": bias_scale} if bias_scale is not None else {})}
         metrics.append(row)
+        left = (time.perf_counter() - phase_start) / (epoch + 1 - start) * (ph.epochs - epoch - 1)
         say(f"epoch {epoch + 1}/{ph.epochs}: loss {stats['train_loss']:.4f} train acc {100 * stats['train_acc']:.2f}% "
             f"test {_fmt(quick)} ({epoch_time:.1f} s)"
-            + (f" bias penalty {stats['bias_penalty']:.4f}" if "bias_penalty" in stats else ""))
+            + (f" bias penalty {stats['bias_penalty']:.4f}" if "bias_penalty" in stats else "")
+            + (f"; about {left / 60:.1f} min left in this phase" if epoch + 1 < ph.epochs else ""))
         if info.is_main:
             save_json(metrics, out / "metrics.json")
             save_text(metrics_csv(metrics), out / "metrics.csv")

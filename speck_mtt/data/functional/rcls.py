@@ -2,11 +2,14 @@
 
 CIFAR10-DVS (Li et al. 2017, Frontiers in Neuroscience 11:309) was recorded by showing each
 CIFAR-10 image on a monitor and moving it along a repeated closed-loop smooth path ("RCLS") in
-front of a DVS128. Here (our choices, generator version 1): an MNIST t10k digit scaled up to most of
-the sensor, dark on a bright textured background (a smooth random field, so the whole picture
-makes events as a natural image does, not only the digit's strokes), moves `loops` times around a
-small square; the pixels are the same log-intensity change detectors, blur, refractory time and
-background noise as nmnist-sim's (saccades.dvs_events, path_along, with_noise).
+front of a DVS128. Here (our choices): an MNIST t10k digit scaled up to most of the sensor, dark
+on a bright textured background (a smooth random field, so the whole picture makes events as a
+natural image does, not only the digit's strokes), moves `loops` times around a small square; the
+pixels are the same log-intensity change detectors, blur, refractory time and background noise as
+nmnist-sim's (saccades.dvs_events, path_along, with_noise). Generator version 2 (the default) also
+varies each picture as photographs vary: the digit's size, tilt and place on the monitor, its
+darkness and the texture's strength (drawn from a second Generator, so version 1, which has no
+variation, reproduces exactly: RCLSParams.of_version(1)).
 Deterministic: every random draw comes from numpy Generators seeded by (seed, image index).
 """
 
@@ -45,23 +48,69 @@ class RCLSParams:
     noise_on_fraction: float = 0.5
     position_jitter_px: float = 4.0
     dt_us: float = 2000.0
-    version: int = 1  # bump whenever the generator's code or defaults change its output
+    scale_spread: float = 0.15  # per recording: scale times U(1 - s, 1 + s)
+    rotation_deg: float = 15.0  # per recording: the digit tilted by U(-r, r) degrees
+    offset_px: float = 8.0  # per recording: the digit placed U(-o, o) pixels off the monitor's centre
+    contrast_spread: float = 0.25  # per recording: ink darkness times U(1 - s, 1)
+    texture_spread: float = 0.3  # per recording: texture amplitude times U(1 - s, 1 + s)
+    version: int = 2  # bump whenever the generator's code or defaults change its output
 
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def of_version(cls, version: int, **changes: float) -> "RCLSParams":
+        """The parameters of generator version 1 or 2, with `changes` on top."""
+        if version not in (1, 2):
+            raise ValueError(f"cifar10dvs-sim generator versions are 1 and 2, got {version}")
+        return cls(**{**(OLD_VERSIONS.get(version) or {}), **changes})
 
-def scene(image: np.ndarray, params: RCLSParams, rng: np.random.Generator) -> np.ndarray:
+    @property
+    def varies(self) -> bool:
+        return any((self.scale_spread, self.rotation_deg, self.offset_px, self.contrast_spread, self.texture_spread))
+
+
+# Version 1: the same picture for every recording of a digit (no per-recording variation).
+OLD_VERSIONS = {1: dict(scale_spread=0.0, rotation_deg=0.0, offset_px=0.0, contrast_spread=0.0, texture_spread=0.0,
+                        version=1)}
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One recording's draw of the per-recording variation (all neutral in version 1)."""
+
+    scale: float
+    rotation_deg: float
+    offset: tuple[float, float]
+    contrast: float
+    texture: float
+
+
+def picture_of(params: RCLSParams, index: int) -> Picture:
+    """The variation of recording `index`, from its own Generator (version 1's draws stay untouched)."""
+    if not params.varies:
+        return Picture(params.scale, 0.0, (0.0, 0.0), params.contrast, params.texture)
+    u = np.random.default_rng([params.seed, index, 2]).uniform(-1.0, 1.0, size=6)
+    return Picture(params.scale * (1 + params.scale_spread * u[0]), params.rotation_deg * u[1],
+                   (params.offset_px * u[2], params.offset_px * u[3]),
+                   params.contrast * (1 - params.contrast_spread * (u[4] + 1) / 2),
+                   params.texture * (1 + params.texture_spread * u[5]))
+
+
+def scene(image: np.ndarray, params: RCLSParams, rng: np.random.Generator, picture: Picture) -> np.ndarray:
     """Ink in [0, 1] of the whole monitor picture, sensor-sized plus a margin for the motion:
-    the scaled digit over the smooth random texture."""
+    the scaled (tilted, placed) digit over the smooth random texture."""
     margin = int(np.ceil(params.loop_px + params.position_jitter_px)) + 2
     side = SENSOR[0] + 2 * margin
     field = ndimage.gaussian_filter(rng.standard_normal((side, side)), params.texture_px)
     field = (field - field.min()) / max(float(np.ptp(field)), 1e-12)
-    ink = params.texture * field
-    digit = np.clip(ndimage.zoom(image.astype(np.float64) / 255.0, params.scale, order=1), 0.0, 1.0)
-    top = (side - digit.shape[0]) // 2
-    window = ink[top:top + digit.shape[0], top:top + digit.shape[1]]
+    ink = picture.texture * field
+    digit = image.astype(np.float64) / 255.0
+    if picture.rotation_deg:
+        digit = ndimage.rotate(digit, picture.rotation_deg, reshape=False, order=1)
+    digit = np.clip(ndimage.zoom(digit, picture.scale, order=1), 0.0, 1.0)
+    top = [min(max((side - n) // 2 + round(o), 0), side - n) for n, o in zip(digit.shape, picture.offset[::-1])]
+    window = ink[top[0]:top[0] + digit.shape[0], top[1]:top[1] + digit.shape[1]]
     window[:] = np.maximum(window, digit)
     return ink
 
@@ -73,14 +122,15 @@ def simulate_rcls(image: np.ndarray, params: RCLSParams, index: int) -> np.ndarr
     bounds = np.arange(4 * params.loops + 1) * (params.loop_us / 4)
     corners = [(params.loop_px * cx, params.loop_px * cy) for cx, cy in SQUARE[:4]] * params.loops + [(0.0, 0.0)]
     ts, dx, dy = path_along(corners, bounds, params.ease, params.dt_us)
-    ink = scene(image, params, rng)
+    picture = picture_of(params, index)
+    ink = scene(image, params, rng, picture)
     margin = (ink.shape[0] - h) // 2
     ink, pad = blurred_ink(ink * 255.0, params.blur_px)
     x0, y0 = -margin - pad - params.loop_px / 2 + rng.uniform(-1, 1, size=2) * params.position_jitter_px
     spread = params.threshold_spread
     thr_on = params.threshold * np.clip(1 + spread * rng.standard_normal((h, w)), 0.25, None)
     thr_off = params.threshold * np.clip(1 + spread * rng.standard_normal((h, w)), 0.25, None)
-    x, y, p, t = dvs_events(ink, x0, y0, ts, dx, dy, thr_on, thr_off, params.contrast, params.refractory_us)
+    x, y, p, t = dvs_events(ink, x0, y0, ts, dx, dy, thr_on, thr_off, picture.contrast, params.refractory_us)
     x, y, p, t = with_noise(x, y, p, t, rng, params.noise_hz, w, h, ts[-1], params.noise_on_fraction)
     order = np.argsort(t, kind="stable")
     return make_events(x[order], y[order], p[order], t[order])
