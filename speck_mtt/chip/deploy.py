@@ -55,10 +55,13 @@ def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = No
         summary["import_notes"] = list(ckpt.get("import_notes", []))
 
     out = Path(out)
-    save_torch(layout.artifact, out / "artifact.pt")
+    # artifact.pt last (and an older one gone first): it is what marks a deployment complete for
+    # measure and recipes/paper.sh, so a deploy stopped half-way never pairs it with another model.pt
+    (out / "artifact.pt").unlink(missing_ok=True)
+    save_checkpoint(ckpt, out / "model.pt")
     save_json(summary, out / "layout.json")
     save_text(render_report(summary), out / "report.md")
-    save_checkpoint(ckpt, out / "model.pt")
+    save_torch(layout.artifact, out / "artifact.pt")
     return summary
 
 

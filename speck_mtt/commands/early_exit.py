@@ -11,7 +11,7 @@ import typer
 from ..analysis.early_exit import DEFAULT_THRESHOLDS, dynamic_report, energy_at_t, render_dynamic, run_stepwise
 from ..analysis.probe import checkpoint_and_test_frames
 from ..errors import SpeckMttError
-from ..files import dumps_json, save_json, save_text
+from ..files import dumps_json, remove_stale_temps, save_json, save_text
 from .options import DatasetOfCheckpoint, DataDir, Json, Samples
 
 
@@ -50,6 +50,7 @@ def early_exit_cmd(
     if fixed_t:
         report["fixed_t"] = energy_at_t(model, data, range(1, t + 1))
     if out is not None:
+        remove_stale_temps(Path(out))  # an unlocked folder: what killed writers left, nobody else removes
         save_json(report, Path(out) / "dynamic.json")
         save_text(render_dynamic(report), Path(out) / "dynamic.md")
     typer.echo(dumps_json(report) if json_out else render_dynamic(report))

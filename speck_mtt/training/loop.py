@@ -442,7 +442,7 @@ class RunState:
             return f"{during}; {self.last} holds epoch {self.saved}"
         if self.last.is_file():
             return f"{during}; {self.last} is unchanged"
-        return f"{during}; no epoch finished, no checkpoint written"
+        return f"{during}; no checkpoint written yet"
 
 
 def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None = None,
