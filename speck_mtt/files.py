@@ -137,12 +137,14 @@ _WRITE_FIXES = {
     errno.EPERM: "make the folder writable",
     errno.EROFS: "the file system is read-only",
     errno.ENOTDIR: "a file stands where a folder is needed",
+    errno.EISDIR: "a folder stands there: pass the path of a file",
 }
 
 
 def write_error(path: Path, exc: OSError, existed: bool) -> WriteError:
     """One line for a failed write: the file, the reason, what is still safe and the fix."""
-    kept = f"the earlier {path.name} is unchanged" if existed else "no partial file was left"
+    kept = ("nothing was changed" if path.is_dir() else
+            f"the earlier {path.name} is unchanged" if existed else "no partial file was left")
     fix = _WRITE_FIXES.get(exc.errno or 0, "fix the cause")
     return WriteError(f"{path}: cannot be written ({exc.strerror or type(exc).__name__}); {kept}; "
                       f"{fix}, or write to another folder", str(path))

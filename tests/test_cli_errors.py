@@ -56,6 +56,8 @@ CASES = {
                                    "--compare", "{file}"], "error: --compare {file}: not a speck-mtt recording (not "
                                                            "an .npz archive); pass a .npz written by `speck-mtt "
                                                            "measure --record`"),
+    "export --out a folder": (["export", "{dep}/model.pt", "--out", "{tmp}"],
+                              "error: {tmp}: cannot be written (Is a directory); nothing was changed"),
     "--compare a checkpoint": (["measure", "{dep}", "--dataset", "nmnist-sim", "--data-dir", "{tmp}/gen",
                                 "--compare", "{dep}/model.pt"], "error: --compare {dep}/model.pt: not a speck-mtt "
                                                                 "recording (an .npz without counts, labels, sample_ids)"),
