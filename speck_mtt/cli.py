@@ -5,13 +5,15 @@ and a usage error answer without loading them (tests/test_cli_startup.py)."""
 
 from __future__ import annotations
 
+import shlex
+import signal
 import sys
 from typing import Annotated
 
 import typer
 
 from . import __version__
-from .errors import SpeckMttError
+from .errors import SpeckMttError, Stopped
 
 app = typer.Typer(no_args_is_help=True,
                   help="Mixed Time-step Training of SNNs and deployment to SynSense Speck2e.")
@@ -83,18 +85,62 @@ def _fail(line: str, code: int) -> None:
     sys.exit(code)
 
 
+def _on_signal(signum: int, frame: object) -> None:
+    """SIGTERM and ctrl-C unwind the command (locks released, temporary files removed). A repeated
+    SIGTERM is ignored so the unwinding can finish (SIGKILL still ends the process at once); a
+    second ctrl-C is Python's plain KeyboardInterrupt."""
+    signal.signal(signum, signal.SIG_IGN if signum == signal.SIGTERM else signal.default_int_handler)
+    raise Stopped(signum)
+
+
+# What each command leaves behind when it is stopped half-way (train says it itself: epoch, last.pt).
+_KEPT = {
+    "deploy": "no complete deployment was written (artifact.pt, what measure reads, is written last)",
+    "measure": "no result was written (measure writes its JSON and --record at the end; data generated "
+               "or cached so far is kept)",
+    "data": "recordings generated and frame caches finished so far are kept",
+}
+_KEPT_DEFAULT = "every file written so far is complete (each is written atomically)"
+
+
+def _command_line() -> tuple[str, list[str]]:
+    """The command (train, measure, ...) and the argument list as the user typed it."""
+    args = sys.argv[1:]
+    command = next((a for a in args if not a.startswith("-")), "")
+    return command, ["speck-mtt", *args]
+
+
+def _interrupted_line(exc: BaseException) -> str:
+    """One line for ctrl-C or SIGTERM: what the command kept and how to continue it."""
+    what = "terminated (SIGTERM)" if getattr(exc, "signum", None) == signal.SIGTERM else "interrupted"
+    command, argv = _command_line()
+    where = getattr(exc, "speck_where", None)
+    kept = where if where else _KEPT.get(command, _KEPT_DEFAULT)
+    if getattr(exc, "speck_resumable", False):
+        resume = argv if "--resume" in argv else [*argv, "--resume"]
+        how = f"continue with `{shlex.join(resume)}`"
+    else:
+        how = f"rerun `{shlex.join(argv)}`"
+    return f"{what} {kept}; {how}" if where else f"{what}; {kept}; {how}"
+
+
 def main() -> None:
     """Entry point: a usage error or an expected failure is one line on stderr and exit code 2; an
     unexpected exception is one line (exit 1) unless --debug asks for its traceback."""
     click_exception = _click_exception()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):  # not when ignored (nohup, &)
+            signal.signal(signum, _on_signal)
     try:
         code = app(standalone_mode=False)  # a typer.Exit (--help, ctrl-C: 130) returns its code
     except SpeckMttError as exc:
         if _debug:
             raise
         _fail(f"error: {_one_line(exc)}", 2)
-    except (typer.Abort, KeyboardInterrupt):
-        _fail("interrupted; checkpoints written so far are intact (resume with --resume)", 130)
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        _fail(_interrupted_line(exc), 130)
+    except Stopped as exc:
+        _fail(_interrupted_line(exc), 128 + exc.signum)
     except click_exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `speck-mtt` alone: the help is the answer
             exc.show()

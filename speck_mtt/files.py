@@ -4,6 +4,7 @@ file or two runs' results mixed in one folder."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from typing import Any, BinaryIO
 import torch
 from filelock import FileLock, Timeout
 
-from .errors import SpeckMttError
+from .errors import SpeckMttError, WriteError
 
 LOCK_NAME = ".speck-mtt.lock"  # the holder line
 FLOCK_NAME = ".speck-mtt.flock"  # the flock
@@ -78,12 +79,17 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], fsync: boo
     """Write through a temporary file and os.replace: a killed run never leaves a half file.
 
     The file gets the mode a plain open() would (0666 less the umask; mkstemp makes it 0600).
-    fsync=False for many small regenerable files, where atomicity alone is what matters.
+    With fsync the data and then the folder entry are flushed, so a power cut after the return
+    keeps the new file; fsync=False for many small regenerable files, where atomicity alone is
+    what matters. An OSError (disk full, file-size limit, no permission) becomes a WriteError
+    naming the file and what is still safe; the temporary file is removed on every failure.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    existed = path.exists()
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -91,9 +97,59 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], fsync: boo
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+        if fsync:
+            fsync_folder(path.parent)
+    except Exception as exc:
+        cause = _os_error_of(exc)
+        if cause is None:
+            raise
+        raise write_error(path, cause, existed) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _os_error_of(exc: BaseException) -> OSError | None:
+    """The OSError behind a failed write: exc itself, or the one torch.save's RuntimeError hides
+    in its context (torch reports a failed write to a file object as "unexpected pos ...")."""
+    seen = 0
+    while exc is not None and seen < 5 and not isinstance(exc, SpeckMttError):
+        if isinstance(exc, OSError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# what to do about an OSError of a write, by errno
+_WRITE_FIXES = {
+    errno.ENOSPC: "free space on that disk",
+    errno.EDQUOT: "free space within your disk quota",
+    errno.EFBIG: "raise the file-size limit (ulimit -f)",
+    errno.EACCES: "make the folder writable",
+    errno.EPERM: "make the folder writable",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOTDIR: "a file stands where a folder is needed",
+    errno.EISDIR: "a folder stands there: pass the path of a file",
+}
+
+
+def write_error(path: Path, exc: OSError, existed: bool) -> WriteError:
+    """One line for a failed write: the file, the reason, what is still safe and the fix."""
+    kept = ("nothing was changed" if path.is_dir() else
+            f"the earlier {path.name} is unchanged" if existed else "no partial file was left")
+    fix = _WRITE_FIXES.get(exc.errno or 0, "fix the cause")
+    return WriteError(f"{path}: cannot be written ({exc.strerror or type(exc).__name__}); {kept}; "
+                      f"{fix}, or write to another folder", str(path))
 
 
 def save_torch(obj: Any, path: Path) -> None:
@@ -118,21 +174,24 @@ def _unreadable_reason(path: Path) -> str | None:
 
 def load_torch(path: Path) -> Any:
     """torch.load with weights_only=True; a missing, foreign or damaged file is a one-line error
-    naming the file and what is wrong with it."""
+    naming the file, what is wrong with it and the fix."""
     path = Path(path)
     if not path.is_file():
         raise SpeckMttError(f"{path}: no such checkpoint file; pass the path of a .pt written by speck-mtt")
     reason = _unreadable_reason(path)
+    fix = "pass a .pt written by speck-mtt (copy it again if it was cut short)"
     if reason is None:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for corrupt/foreign files
             if "weights_only" in str(exc):
                 reason = ("it holds Python objects beyond tensors and plain data, refused by "
-                          "torch.load(weights_only=True); only load checkpoints written by speck-mtt")
+                          "torch.load(weights_only=True)")
+                fix = "only load checkpoints written by speck-mtt"
             else:
                 reason = f"damaged or not a torch checkpoint ({type(exc).__name__}: {str(exc).strip()})"
-    raise SpeckMttError(f"{path}: cannot be read as a speck-mtt checkpoint: {reason}".splitlines()[0])
+    reason = reason.splitlines()[0]
+    raise SpeckMttError(f"{path}: cannot be read as a speck-mtt checkpoint: {reason}; {fix}")
 
 
 def finite_json(obj: Any) -> Any:

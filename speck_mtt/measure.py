@@ -198,15 +198,16 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
     chip's floor setting. progress: show the simulator's progress bar (None: when stderr is a
     terminal)."""
     from .data import resolve_dataset
-    from .data.registry import get_info
+    from .data.registry import data_root, get_info
 
     deploy_dir = Path(deploy_dir)
+    references = read_references(compare)
     artifact = load_artifact(deploy_dir)
     net = compile_artifact(artifact, float_mode=float_mode)
     name = dataset or DEFAULT_DATASET.get(net.arch)
     if name is None:
         raise SpeckMttError(f"no default dataset for architecture {net.arch!r}; pass --dataset")
-    name = resolve_dataset(name, data_dir)
+    requested, name = name, resolve_dataset(name, data_dir)
     check_sensor(net, name)
     eval_set = get_info(name).eval_only
     if eval_set and not t:
@@ -241,6 +242,7 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
         return None
 
     report: dict[str, Any] = {"deploy_dir": str(deploy_dir), "arch": net.arch, "head": net.head, **meta,
+                              "dataset_requested": requested, "data_dir": str(data_root(data_dir).resolve()),
                               "floor": artifact.get("floor"), **summary, **speed, "torch": [], "compare": []}
     torch_runs = {}
     for n_frames in t or []:
@@ -260,8 +262,7 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
         report["torch"].append(row)
     if floors and backend == "sim":
         report["floors"] = floor_rows(sweep, torch_runs)
-    for path in compare or []:
-        other = load_recording(path)
+    for path, other in references:
         sd, n_common = compare_recordings(rec, other)
         report["compare"].append({"reference": str(path), "reference_backend": other.meta.get("backend"),
                                   "n_common": n_common, **sd.as_dict()})
@@ -274,6 +275,14 @@ def measure(deploy_dir: Path, backend: str = "sim", dataset: str | None = None, 
     save_json(report, target)
     report["written"] = str(target)
     return report
+
+
+def read_references(paths: list[Path] | None) -> list[tuple[Path, Recording]]:
+    """The --compare recordings, read before anything runs, so a wrong path fails at once."""
+    try:
+        return [(Path(p), load_recording(p)) for p in paths or []]
+    except SpeckMttError as exc:
+        raise SpeckMttError(f"--compare {exc}") from None
 
 
 def search_deployed(deploy_dir: Path, dataset: str, data_dir: Path | None, limit: int | None) -> dict[str, Any]:

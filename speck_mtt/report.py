@@ -45,7 +45,7 @@ import numpy as np
 from .errors import SpeckMttError
 from .contracts.recording import Recording, compare_recordings, load_recording
 from .data.registry import REAL800, REAL800_LABEL
-from .files import save_json, save_text
+from .files import remove_stale_temps, save_json, save_text
 
 # Paper Table 5 (accuracy %, Torch / simulator / Speck; None = not measured) and weights (docs/design.md#paper-numbers).
 PAPER_TABLE5: dict[str, dict[str, Any]] = {
@@ -409,6 +409,7 @@ def write_report(results_dir: Path, out: Path | None = None, t: int | None = Non
     """build_report, then write report.md, report.json and accuracy_vs_t.png into out (default results_dir)."""
     report = build_report(results_dir, t, dataset)
     out = Path(out or results_dir)
+    remove_stale_temps(out)  # an unlocked folder: what killed writers left, nobody else removes
     save_json(report, out / "report.json")
     save_text(render_report(report), out / "report.md")
     if plot:

@@ -29,6 +29,38 @@ CASES = {
     "--workers 0": (["measure", "{tmp}", "--workers", "0"], "Invalid value for '--workers'"),
     "--out is an existing file": (["train", "nmnist", "--out", "{file}"], "{file} is a file, not a folder"),
     "--out in use": (["train", "nmnist", "--quick", "--out", "{busy}"], "{busy} is in use by"),
+    # a mistyped --data-dir is never an empty one, and an explicit one never falls back to a stand-in
+    "--data-dir a file (data info)": (["data", "info", "nmnist", "--data-dir", "{file}"],
+                                      "error: --data-dir {file} is a file, not a folder"),
+    "--data-dir a file (train)": (["train", "nmnist", "--dataset", "nmnist-sim", "--data-dir", "{file}", "--out",
+                                   "{tmp}/t1"], "error: --data-dir {file} is a file, not a folder"),
+    "--data-dir a file (measure)": (["measure", "{dep}", "--dataset", "nmnist-sim", "--data-dir", "{file}"],
+                                    "error: --data-dir {file} is a file, not a folder"),
+    "--data-dir without the files (data info)": (["data", "info", "nmnist", "--data-dir", "{tmp}"],
+                                                 "error: nmnist files not found under --data-dir {tmp}: expected "
+                                                 "{tmp}/NMNIST/{{Train,Test}}/<digit 0-9>/<id>.bin; put them there, or "
+                                                 "use the built-in offline stand-in nmnist-sim"),
+    "--data-dir without the files (train)": (["train", "nmnist", "--quick", "--data-dir", "{tmp}", "--out", "{tmp}/t2"],
+                                             "error: nmnist files not found under --data-dir {tmp}"),
+    "--data-dir without the files (measure)": (["measure", "{dep}", "--data-dir", "{tmp}"],
+                                               "error: nmnist files not found under --data-dir {tmp}"),
+    # the value that is wrong, and the fix, before any data is generated
+    "--from missing": (["train", "nmnist", "--dataset", "nmnist-sim", "--phase", "bias-removal", "--from",
+                        "{tmp}/none.pt", "--out", "{tmp}/b"],
+                       "error: --from {tmp}/none.pt: no such file; pass the model.pt of a base run"),
+    "--from not a checkpoint": (["train", "nmnist", "--dataset", "nmnist-sim", "--phase", "bias-removal", "--from",
+                                 "{file}", "--out", "{tmp}/b"],
+                                "error: --from {file}: cannot be read as a speck-mtt checkpoint: not a torch "
+                                "checkpoint: a text file"),
+    "--compare not a recording": (["measure", "{dep}", "--dataset", "nmnist-sim", "--data-dir", "{tmp}/gen",
+                                   "--compare", "{file}"], "error: --compare {file}: not a speck-mtt recording (not "
+                                                           "an .npz archive); pass a .npz written by `speck-mtt "
+                                                           "measure --record`"),
+    "export --out a folder": (["export", "{dep}/model.pt", "--out", "{tmp}"],
+                              "error: {tmp}: cannot be written (Is a directory); nothing was changed"),
+    "--compare a checkpoint": (["measure", "{dep}", "--dataset", "nmnist-sim", "--data-dir", "{tmp}/gen",
+                                "--compare", "{dep}/model.pt"], "error: --compare {dep}/model.pt: not a speck-mtt "
+                                                                "recording (an .npz without counts, labels, sample_ids)"),
 }
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
@@ -38,8 +70,14 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
-    fill = {"tmp": str(tmp), "file": str(tmp / "a-file"), "busy": str(tmp / "busy")}
+    fill = {"tmp": str(tmp), "file": str(tmp / "a-file"), "busy": str(tmp / "busy"), "dep": str(tmp / "dep")}
     Path(fill["file"]).write_text("not a folder\n")
+    from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
+    from speck_mtt.chip.deploy import deploy
+    from speck_mtt.models import build_model
+
+    save_checkpoint(make_checkpoint(build_model("nmnist_3c1fc"), {"floor": -8.0}), tmp / "ckpt.pt")
+    deploy(tmp / "ckpt.pt", "sim", tmp / "dep", samples=0)
     jobs = {name: [str(CONSOLE), *(a.format(**fill) for a in args)] for name, (args, _) in CASES.items()}
     with output_lock(fill["busy"]), ThreadPoolExecutor(2) as pool:  # this test process holds `busy`
         done = dict(zip(jobs, pool.map(_run, jobs.values())))
@@ -55,6 +93,7 @@ def test_bad_invocation_is_one_line_exit_2(results, name):
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert CASES[name][1].format(**fill) in lines[0]
     assert lines[0].startswith("error: ")
+    assert not Path(fill["tmp"], "gen").exists()  # refused before any stand-in was generated
 
 
 def test_the_lock_names_its_holder(results):

@@ -119,13 +119,16 @@ def test_offline_errors_name_the_layout_and_never_download(tmp_path, monkeypatch
 
     monkeypatch.setattr(tonic.dataset, "download_and_extract_archive", no_download)
     with pytest.raises(DataError, match=r"NMNIST/\{Train,Test\}/<digit 0-9>/<id>\.bin"):
-        resolve_dataset("nmnist", tmp_path, fallback=False)
+        resolve_dataset("nmnist", tmp_path)  # a data dir given explicitly: never the stand-in
     with pytest.raises(DataError, match=r"CIFAR10DVS/<airplane\|"):
         resolve_dataset("cifar10dvs", tmp_path)
     with pytest.raises(DataError, match=r"ibmGestureTrain\|ibmGestureTest/userNN_<lighting>/<label>\.npy"):
         event_dataset("gesture", "train", tmp_path)
-    assert resolve_dataset("gesture", tmp_path) == "gesture-sim"
-    assert "gesture-sim" in capsys.readouterr().err
+    monkeypatch.setenv("SPECK_MTT_DATA", str(tmp_path))  # the default data dir: the stand-in, said loudly
+    assert resolve_dataset("gesture") == "gesture-sim"
+    assert "warning: gesture files not found" in capsys.readouterr().err
+    with pytest.raises(DataError, match=r"expected .*NMNIST/\{Train,Test\}"):
+        resolve_dataset("nmnist", fallback=False)
     assert resolve_dataset("nmnist-sim", tmp_path) == "nmnist-sim"
 
 
@@ -156,3 +159,71 @@ def test_registry_and_packaged_mnist():
         "nmnist": 10, "nmnist-sim": 10, "nmnist-real800": 10, "gesture": 11, "gesture-sim": 11, "cifar10dvs": 10,
         "cifar10dvs-sim": 10}
     assert DATASETS["nmnist"].stand_in == "nmnist-sim" and DATASETS["cifar10dvs"].stand_in is None
+
+
+def backwards(events: np.ndarray) -> np.ndarray:
+    """The recording's second half restarting at t = 0, as a corrupt or concatenated file has it."""
+    out = events.copy()
+    half = len(out) // 2
+    out["t"][half:] -= out["t"][half]
+    return out
+
+
+def test_nmnist_time_running_backwards_is_refused_by_data_prepare(tmp_path):
+    """N-MNIST: refused (23-bit timestamps: a drop is a lost overflow record or two files glued)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    events = read_nmnist_bin(real_sample_path())
+    good = real_sample_path().read_bytes()
+    files = {f"{split}/{d}/{d:05d}.bin": good for split in ("Train", "Test") for d in range(10)}
+    files["Train/4/00004.bin"] = encode_nmnist(backwards(events))
+    nmnist_layout(tmp_path, files)
+    half = len(events) // 2
+    done = subprocess.run([str(Path(sys.executable).with_name("speck-mtt")), "data", "prepare", "nmnist", "--data-dir",
+                           str(tmp_path), "--frames", "2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.strip() == (
+        f"error: {tmp_path}/NMNIST/Train/4/00004.bin: time runs backwards at event {half} of {len(events)} "
+        f"(t = 0 us after {events['t'][half - 1]} us; 1 backward steps): a corrupt or concatenated recording; "
+        "delete or replace the file")
+    assert not list((tmp_path / "frame_cache").rglob("meta.json"))  # no cache of the train split
+
+
+def test_gesture_and_aedat4_time_running_backwards_is_sorted_with_one_warning(tmp_path, capsys):
+    """DVS-Gesture .npy and CIFAR10-DVS .aedat4 carry full timestamps per event: sorted, said once."""
+    from speck_mtt.data.functional import aedat4
+
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.integers(0, 50_000, 200)) * 1000  # ms steps: the gesture .npy stores milliseconds
+    events = make_events(rng.integers(0, 128, 200), rng.integers(0, 128, 200), rng.integers(0, 2, 200), t)
+    user = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user01_led"
+    user.mkdir(parents=True)
+    for label in range(11):
+        np.save(user / f"{label}.npy", encode_gesture_npy(backwards(events) if label == 5 else events))
+    ds = event_dataset("gesture", "train", tmp_path)
+    five = next(i for i in range(len(ds)) if ds.path(i).endswith("/5.npy"))
+    for _ in range(2):
+        got, _ = ds[five]
+        assert np.array_equal(got["t"], np.sort(backwards(events)["t"], kind="stable"))
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"warning: {user}/5.npy: time runs backwards at event 100 of 200")
+    assert err[0].endswith("; sorted by time")
+
+    # an .aedat4 whose two halves are swapped (our writer refuses unsorted events: swap them in the bytes)
+    data = bytearray(aedat4.encode_aedat4(events, 128, 128))
+    start = len(aedat4.MAGIC) + 4 + len(aedat4._ioheader(aedat4._DESCRIPTION.format(w=128, h=128))) + 8 + 32
+    records = data[start:start + 16 * 200]
+    data[start:start + 16 * 200] = records[16 * 100:] + records[:16 * 100]
+    folder = tmp_path / "CIFAR10DVS" / "cat"
+    folder.mkdir(parents=True)
+    (folder / "00001.aedat4").write_bytes(bytes(data))
+    from speck_mtt.data.tonic_sets import CIFAR10DVSFiles
+    from speck_mtt.data.functional.events import check_events as check
+
+    files = CIFAR10DVSFiles(str(tmp_path))
+    raw, _ = files[0]
+    assert (np.diff(raw["t"].astype(np.int64)) < 0).any()  # tonic reads it back unsorted
+    got = check(raw, DATASETS["cifar10dvs"].sensor_size, files.data[0], files.time_sortable)
+    assert np.array_equal(got["t"], events["t"]) and "sorted by time" in capsys.readouterr().err

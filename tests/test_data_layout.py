@@ -70,13 +70,14 @@ def test_an_empty_class_warns_in_data_info_and_stops_training(tmp_path):
     assert len(train) == 9
 
 
-def test_a_missing_split_is_an_error_not_a_fallback(tmp_path):
+def test_a_missing_split_is_an_error_not_a_fallback(tmp_path, monkeypatch):
     nmnist_copy(tmp_path)
     shutil.rmtree(tmp_path / "NMNIST" / "Test")
+    monkeypatch.setenv("SPECK_MTT_DATA", str(tmp_path))
     with pytest.raises(DataError, match="nmnist: the test split is missing .* although the other split is there"):
-        resolve_dataset("nmnist", tmp_path)
+        resolve_dataset("nmnist")
     shutil.rmtree(tmp_path / "NMNIST" / "Train")
-    assert resolve_dataset("nmnist", tmp_path) == "nmnist-sim"  # nothing there at all: the stand-in
+    assert resolve_dataset("nmnist") == "nmnist-sim"  # nothing in the default data dir at all: the stand-in
 
 
 def test_a_recording_changed_in_place_invalidates_the_frame_cache(tmp_path):

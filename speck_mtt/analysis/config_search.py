@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..files import save_json, save_text
+from ..files import remove_stale_temps, save_json, save_text
 from ..mtt.search import (EnergyKind, RatesFrom, energy, fit_rates, fit_sqrt_model, r_squared, sample_configs,
                           search_best)
 from .probe import SpikeRecorder, batches, check_input
@@ -134,5 +134,6 @@ def render_search(result: dict[str, Any]) -> str:
 
 def write_search(result: dict[str, Any], folder: Path) -> None:
     """search.json and search.md (the rendered report) in folder."""
+    remove_stale_temps(folder)  # an unlocked folder: what killed writers left, nobody else removes
     save_json(result, folder / "search.json")
     save_text(render_search(result), folder / "search.md")

@@ -49,10 +49,13 @@ def deploy(checkpoint: Path, target: str, out: Path, *, dataset: str | None = No
         summary["import_notes"] = list(ckpt.get("import_notes", []))
 
     out = Path(out)
+    # artifact.pt last (and an older one gone first): it is what marks a deployment complete for
+    # measure and recipes/paper.sh, so a deploy stopped half-way never pairs it with another model.pt
+    (out / "artifact.pt").unlink(missing_ok=True)
+    save_checkpoint(ckpt, out / "model.pt")
     save_json(summary, out / "layout.json")
     save_text(render_report(summary), out / "report.md")
-    save_checkpoint(ckpt, out / "model.pt")
-    save_torch(layout.artifact, out / "artifact.pt")  # last: an artifact.pt means a finished deploy (recipes resume on it)
+    save_torch(layout.artifact, out / "artifact.pt")
     return summary
 
 

@@ -47,7 +47,7 @@ def early_exit_cmd(
     spikes/SynOps per sample for each T."""
     from ..analysis.early_exit import dynamic_report, energy_at_t, render_dynamic, run_stepwise
     from ..analysis.probe import checkpoint_and_test_frames
-    from ..files import dumps_json, save_json, save_text
+    from ..files import dumps_json, remove_stale_temps, save_json, save_text
 
     ths = parse_thresholds(thresholds)
     model, data, t, name = checkpoint_and_test_frames(checkpoint, value(dataset), data_dir, t_max, samples)
@@ -56,6 +56,7 @@ def early_exit_cmd(
     if fixed_t:
         report["fixed_t"] = energy_at_t(model, data, range(1, t + 1))
     if out is not None:
+        remove_stale_temps(Path(out))  # an unlocked folder: what killed writers left, nobody else removes
         save_json(report, Path(out) / "dynamic.json")
         save_text(render_dynamic(report), Path(out) / "dynamic.md")
     typer.echo(dumps_json(report) if json_out else render_dynamic(report))

@@ -10,6 +10,7 @@ optional predictions (N,) int64; meta: a JSON string (backend, dataset, split, l
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,19 +62,26 @@ def save_recording(rec: Recording, path: str | Path) -> Path:
 
 
 def load_recording(path: str | Path) -> Recording:
-    """Read a recording; a missing or foreign file is a one-line error."""
+    """Read a recording; a missing or foreign file is a one-line error naming what it is."""
     path = Path(path)
+    fix = "pass a .npz written by `speck-mtt measure --record`"
     if not path.is_file():
-        raise SpeckMttError(f"{path}: no such recording; pass a .npz written by `speck-mtt measure --record`")
+        raise SpeckMttError(f"{path}: no such recording; {fix}")
+    if not zipfile.is_zipfile(path):
+        raise SpeckMttError(f"{path}: not a speck-mtt recording (not an .npz archive); {fix}")
     try:
         with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("counts", "labels", "sample_ids") if k not in z.files]
+            if missing:
+                raise SpeckMttError(f"{path}: not a speck-mtt recording (an .npz without {', '.join(missing)}); {fix}")
             meta = json.loads(str(z["meta"])) if "meta" in z else {}
             rec = Recording(z["counts"], z["labels"], z["sample_ids"],
                             z["predictions"] if "predictions" in z else None, meta)
     except SpeckMttError as exc:
-        raise SpeckMttError(f"{path}: {exc}") from None
+        raise SpeckMttError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
     except Exception as exc:  # zip/npz/json errors of many kinds
-        raise SpeckMttError(f"{path}: not a speck-mtt recording ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        raise SpeckMttError(f"{path}: damaged speck-mtt recording ({why}); {fix}") from None
     return rec
 
 

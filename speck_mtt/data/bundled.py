@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from ..files import remove_stale_temps, temp_name
 from .functional.mnist_idx import ASSETS
 
 MARKER = ".speck_mtt_bundled.json"
@@ -74,9 +74,11 @@ def unpack(name: str, data_dir: Path, archive: Path | None = None) -> Path:
                         f"{bundle.sha256[:12]}...); reinstall speck-mtt")
     if target.exists():  # no marker: not ours or a foreign leftover, never delete it silently
         raise DataError(f"{target} exists but was not unpacked by speck-mtt; remove it or pick another --data-dir")
-    tmp = target.with_name(f".{bundle.folder}.{os.getpid()}.tmp")
+    tmp = temp_name(target)
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(tmp.parent)  # folders of killed unpackers (the data dir is never locked)
+    tmp.mkdir()
     try:
         n = _extract(archive, tmp)
         if n != bundle.n_files:

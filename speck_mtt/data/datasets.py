@@ -23,7 +23,7 @@ from ..errors import DataError, DataMissing
 from .functional.events import check_events
 from .functional.nmnist_bin import check_nmnist_file
 from .bundled import unpack
-from .registry import DATASETS, default_data_dir, get_info
+from .registry import DATASETS, data_root, get_info
 from .sim import GENERATORS, Item, ensure_generated, params_key
 from .tonic_sets import CIFAR10DVSFiles, DVSGestureFiles, NMNISTFiles
 
@@ -57,12 +57,29 @@ class Source:
     digest: Callable[[], str]  # -> fingerprint; asked for only when needed (real files are read)
     open: Callable[[], tuple[object, list[int]]]  # -> (tonic dataset, its indices of relpaths)
     empty_classes: list[str] = field(default_factory=list)  # classes of the split without a recording
+    paths: list[str] = field(default_factory=list)  # the real files (none for a generated set)
 
     @cached_property
     def fingerprint(self) -> str:
         """Generator key (sim), or a hash of the real files' names, sizes and bytes, so a file
         changed in place (even at the same size) changes it."""
+        self._stamps = [stat_stamp(p) for p in self.paths]  # before the bytes are read
         return self.digest()
+
+    def changed(self) -> str | None:
+        """'<file> was deleted' / '<file> was rewritten' for the first real file changed since the
+        fingerprint was taken, else None. One stat per file (10,000 files: tens of ms): a write
+        changes ctime even when it restores size and mtime."""
+        if "fingerprint" not in self.__dict__:
+            return None
+        for path, stamp in zip(self.paths, self._stamps):
+            try:
+                now = stat_stamp(path)
+            except FileNotFoundError:
+                return f"{path} was deleted"
+            if now != stamp:
+                return f"{path} was rewritten"
+        return None
 
 
 # (path, size, mtime_ns, ctime_ns, inode) -> sha256: each file read once per process. ctime changes
@@ -70,10 +87,15 @@ class Source:
 _digests: dict[tuple, str] = {}
 
 
+def stat_stamp(path: str | Path) -> tuple[int, int, int, int]:
+    """(size, mtime_ns, ctime_ns, inode): changes with every write, replacement or utime."""
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
 def file_digest(path: str | Path) -> str:
     """sha256 of a file's bytes (10,000 N-MNIST recordings: 0.5-1.6 s on 2 busy cores, page cache warm)."""
-    st = os.stat(path)
-    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    key = (str(path), *stat_stamp(path))
     if key not in _digests:
         with open(path, "rb") as fh:
             _digests[key] = hashlib.file_digest(fh, "sha256").hexdigest()
@@ -126,7 +148,7 @@ def _real_source(name: str, split: str, data_dir: Path, limit: int | None) -> So
     paths = [ds.data[i] for i in chosen]
     relpaths = [Path(p).relative_to(base).as_posix() for p in paths]
     return Source(name, split, relpaths, [int(ds.targets[i]) for i in chosen], lambda: content_key(paths, relpaths),
-                  lambda: (ds, chosen), list(ds.empty_classes))
+                  lambda: (ds, chosen), list(ds.empty_classes), paths)
 
 
 def _sim_source(name: str, split: str, data_dir: Path, limit: int | None) -> Source:
@@ -149,7 +171,7 @@ def _sim_source(name: str, split: str, data_dir: Path, limit: int | None) -> Sou
 def open_source(name: str, split: str, data_dir: Path | str | None = None, limit: int | None = None) -> Source:
     """Locate a dataset split's files (real: listed by tonic; sim: known from its generator)."""
     info = get_info(name)
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    data_dir = data_root(data_dir)
     make = _real_source if info.real else _sim_source
     return make(name, split, data_dir, limit)
 
@@ -186,7 +208,7 @@ class EventDataset(torch.utils.data.Dataset):
         except Exception as exc:  # numpy/tonic raise many types for truncated or malformed files
             msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
             raise DataError(f"{path}: corrupt or unreadable recording ({msg}); delete or replace the file") from None
-        return check_events(events, self.info.sensor_size, path), int(label)
+        return check_events(events, self.info.sensor_size, path, self.tonic_dataset.time_sortable), int(label)
 
 
 def event_dataset(name: str, split: str, data_dir: Path | str | None = None, limit: int | None = None) -> EventDataset:
@@ -197,7 +219,7 @@ def event_dataset(name: str, split: str, data_dir: Path | str | None = None, lim
 def missing_splits(name: str, data_dir: Path | str | None = None) -> dict[str, str]:
     """The splits of a real dataset without any file under data_dir, with the reason (listing only).
     Files in a wrong layout are not "missing": their DataError propagates."""
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    data_dir = data_root(data_dir)
     missing = {}
     for split in SPLITS:
         try:
@@ -218,25 +240,38 @@ def data_fingerprint(name: str, data_dir: Path | str | None = None) -> str:
     return fingerprint_of([open_source(name, split, data_dir) for split in SPLITS])
 
 
-def resolve_dataset(name: str, data_dir: Path | str | None = None, fallback: bool = True) -> str:
-    """The dataset to use for `name`: itself when usable, else its -sim stand-in (with a notice).
+def resolve_dataset(name: str, data_dir: Path | str | None = None, fallback: bool | None = None) -> str:
+    """The dataset to use for `name`: itself when usable, else its -sim stand-in (with a warning).
 
-    A real dataset whose files are absent raises DataError naming the expected layout when
-    fallback is False or it has no stand-in (cifar10dvs); one with a split missing, or with files
-    in a wrong layout, always raises.
+    The stand-in replaces a real dataset whose files are absent only when fallback is True or,
+    by default, when no data dir was given (data_dir None: $SPECK_MTT_DATA or ./data); a data dir
+    given explicitly without the files is a DataError naming the layout, as is a real dataset
+    without a stand-in (cifar10dvs). A dataset with one split missing, or with files in a wrong
+    layout, always raises.
     """
     info = get_info(name)
     missing = missing_splits(name, data_dir) if info.real and not info.bundled else {}
     if not missing:
         return name
-    where = Path(data_dir) if data_dir is not None else default_data_dir()
-    layout = info.layout.replace("<data-dir>", str(where))
     if len(missing) < len(SPLITS):  # half a dataset is a broken copy, not an absent one
         split, reason = next(iter(missing.items()))
         raise DataError(f"{name}: the {split} split is missing ({reason}) although the other split is there; "
                         "complete the copy (speck-mtt never falls back to a stand-in for half a dataset)")
-    if fallback and info.stand_in:
-        print(f"notice: {name} files not found (expected {layout}); using the built-in offline "
-              f"stand-in {info.stand_in}", file=sys.stderr)
+    if (data_dir is None if fallback is None else fallback) and info.stand_in:
+        print(f"warning: {name} files not found (expected {_layout(name, data_dir)}); using the built-in offline "
+              f"stand-in {info.stand_in} instead (ask for it with --dataset {info.stand_in})", file=sys.stderr)
         return info.stand_in
-    raise DataError(f"{name} files not found: expected {layout} (speck-mtt never downloads)")
+    raise absent(name, data_dir)
+
+
+def _layout(name: str, data_dir: Path | str | None) -> str:
+    return get_info(name).layout.replace("<data-dir>", str(data_root(data_dir)))
+
+
+def absent(name: str, data_dir: Path | str | None) -> DataError:
+    """The error for a real dataset with no file under the data dir: the layout and the way out."""
+    info = get_info(name)
+    given = f" under --data-dir {data_dir}" if data_dir is not None else ""
+    way = (f"; put them there, or use the built-in offline stand-in {info.stand_in} (e.g. --dataset {info.stand_in})"
+           if info.stand_in else " (speck-mtt never downloads)")
+    return DataError(f"{name} files not found{given}: expected {_layout(name, data_dir)}{way}")

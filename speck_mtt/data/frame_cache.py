@@ -13,18 +13,21 @@ Augmentation (flip with label remap, roll, thinning) is applied per access, afte
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from ..files import remove_stale_temps, temp_name
+from ..files import remove_stale_temps, temp_name, write_error
 from ..timegroups import resample_time
 from .datasets import EventDataset, Source, open_source
 from .functional.frames import augment_frames, to_frame_transform
@@ -49,8 +52,11 @@ def cache_dir_for(data_dir: Path, spec: dict) -> Path:
     return Path(data_dir) / "frame_cache" / spec["dataset"] / f"{spec['split']}-T{spec['n_frames']}-{key}"
 
 
-def build_frame_cache(events: EventDataset, spec: dict, out: Path) -> None:
-    """Frame every recording once into out/frames.npy (atomic: built in a temporary folder)."""
+def build_frame_cache(events: EventDataset, spec: dict, out: Path,
+                      changed: Callable[[], str | None] = lambda: None) -> None:
+    """Frame every recording once into out/frames.npy (atomic: built in a temporary folder).
+    `changed` (Source.changed) is asked before the cache is put in place: a recording rewritten
+    after the key was computed would otherwise be cached under its old bytes' key."""
     info = events.info
     n, t = len(events), spec["n_frames"]
     w, h, c = info.sensor_size
@@ -62,6 +68,7 @@ def build_frame_cache(events: EventDataset, spec: dict, out: Path) -> None:
     try:
         frame = to_frame_transform(info.sensor_size, t)
         wide = np.lib.format.open_memmap(tmp / "wide.npy", mode="w+", dtype=np.uint16, shape=(n, t, c, h, w))
+        reserve(tmp / "wide.npy")
         labels = np.empty(n, dtype=np.int64)
         start, peak = time.perf_counter(), 0
         for i in range(n):
@@ -74,6 +81,7 @@ def build_frame_cache(events: EventDataset, spec: dict, out: Path) -> None:
                       f" ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
         if peak <= np.iinfo(np.uint8).max:  # halve the cache when every count fits a byte
             narrow = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8, shape=wide.shape)
+            reserve(tmp / "frames.npy")
             narrow[:] = wide
             narrow.flush()
             del narrow
@@ -85,13 +93,31 @@ def build_frame_cache(events: EventDataset, spec: dict, out: Path) -> None:
             (tmp / "wide.npy").rename(tmp / "frames.npy")
         np.save(tmp / "labels.npy", labels)
         (tmp / "meta.json").write_text(json.dumps({**spec, "max_count": peak}, indent=2))
+        moved = changed()
+        if moved:
+            raise DataError(f"{moved} while its frames were being cached; nothing was cached: rerun once the "
+                            "files stay put")
         try:
             tmp.rename(out)
         except OSError:  # another process finished the same cache first
             shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:  # disk full, file-size limit: reading errors are DataErrors (EventDataset)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(out, exc, False) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def reserve(path: Path) -> None:
+    """Allocate a memory-mapped file's blocks up front: on a full disk a store through the map
+    is a SIGBUS that kills the process, posix_fallocate an ENOSPC that names the file."""
+    with open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without it: map as before
+                raise
 
 
 class FrameDataset(torch.utils.data.Dataset):
@@ -142,5 +168,5 @@ def frame_dataset(name: str, split: str, n_frames: int, data_dir: Path | str | N
     spec = cache_spec(source, cache_frames)
     out = cache_dir_for(data_dir, spec)
     if not (out / "meta.json").is_file():
-        build_frame_cache(EventDataset(source), spec, out)
+        build_frame_cache(EventDataset(source), spec, out, source.changed)
     return FrameDataset(out, n_frames, augment=augment, roll_px=roll_px, keep_min=keep_min)

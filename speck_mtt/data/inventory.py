@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .datasets import SPLITS, event_dataset, missing_splits, open_source, subset
+from .datasets import SPLITS, absent, event_dataset, missing_splits, open_source, subset
 from .frame_cache import frame_dataset
 from .functional.stats import distributions, ks_distance, summarize
-from .registry import REAL800, default_data_dir, get_info
+from .registry import REAL800, data_root, get_info
 from .sim import GENERATORS, ensure_generated, generator_spec
 
 MAX_KS = 0.4  # largest two-sample KS distance per statistic before nmnist-sim counts as drifted from real
@@ -63,8 +63,11 @@ def _counts(name: str, data_dir: Path) -> dict | None:
 def dataset_summary(name: str, data_dir: Path | None, stats_samples: int | None) -> dict[str, Any]:
     """Counts, sensor, classes, recipe T, files and (nmnist-sim, nmnist-real800) statistics of a dataset."""
     info = get_info(name)
-    data_dir = data_dir or default_data_dir()
-    counts = _counts(name, data_dir)
+    root = data_root(data_dir)
+    counts = _counts(name, root)
+    if counts is None and data_dir is not None:  # a data dir given for a real dataset it does not hold
+        raise absent(name, data_dir)
+    data_dir = root
     summary = {
         "name": name, "description": info.description, "real": info.real,
         "present": counts is not None, "counts": counts, "sensor_size": list(info.sensor_size),
@@ -91,7 +94,7 @@ def prepare(name: str, data_dir: Path | None, frames: int | None, limit: int | N
     """Generate (built-in sets, in `workers` processes) or verify (real sets: every file is decoded)
     and build the frame cache."""
     info = get_info(name)
-    data_dir = data_dir or default_data_dir()
+    data_dir = data_root(data_dir)
     n_frames = frames or info.default_frames
     splits = {}
     for split in ("test",) if info.eval_only else ("train", "test"):

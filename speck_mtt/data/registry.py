@@ -74,6 +74,17 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("SPECK_MTT_DATA", "data"))
 
 
+def data_root(data_dir: Path | str | None) -> Path:
+    """The data dir to read: data_dir (given explicitly), else default_data_dir(). A path that
+    exists but is not a folder (a mistyped --data-dir) is refused, never treated as empty."""
+    where = Path(data_dir) if data_dir is not None else default_data_dir()
+    if where.exists() and not where.is_dir():
+        given = (f"--data-dir {where}" if data_dir is not None else
+                 f"$SPECK_MTT_DATA={where}" if "SPECK_MTT_DATA" in os.environ else f"the default data dir {where}")
+        raise DataError(f"{given} is a file, not a folder; pass the folder that holds the datasets")
+    return where
+
+
 def get_info(name: str) -> DatasetInfo:
     try:
         return DATASETS[name]

@@ -3,7 +3,9 @@
 Each generated folder carries a marker (.speck_mtt_sim.json) holding the generator parameters and
 their key. A different key wipes and regenerates that folder (it is ours: the marker is written
 before the first file); a split marked complete is trusted without touching its files, so a
-second call is instant. Every recording is seeded by (seed, its own id), so any subset (`limit`)
+second call is instant. Every recording is written atomically and a split is marked complete only
+after all of its recordings exist (and are synced), so a generation stopped half-way (a full
+disk, SIGTERM, kill -9) is continued, never taken as complete. Every recording is seeded by (seed, its own id), so any subset (`limit`)
 is generated alone and equals the same recording of the full set.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import shutil
 import sys
 import time
@@ -22,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from ..files import atomic_write
+from ..errors import DataError, WriteError
+from ..files import atomic_write, remove_stale_temps
 from .functional.gestures import LIGHTING, GestureParams, encode_gesture_npy, simulate_gesture
 from .functional.mnist_idx import load_t10k
 from .functional.nmnist_bin import write_nmnist_bin
@@ -183,9 +186,9 @@ def _claim(root: Path, spec: dict) -> dict:
     return state
 
 
-def _save_marker(root: Path, state: dict) -> None:
+def _save_marker(root: Path, state: dict, fsync: bool = False) -> None:
     data = json.dumps(state, indent=2).encode()
-    atomic_write(root / MARKER, lambda fh: fh.write(data), fsync=False)
+    atomic_write(root / MARKER, lambda fh: fh.write(data), fsync=fsync)
 
 
 def ensure_generated(name: str, data_dir: Path, split: str, wanted: Sequence[Item],
@@ -205,20 +208,28 @@ def ensure_generated(name: str, data_dir: Path, split: str, wanted: Sequence[Ite
         return root.parent
     missing = [it for it in wanted if not (root / it.relpath).is_file()]
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    for folder in {root, *((root / it.relpath).parent for it in missing)}:
+        remove_stale_temps(folder)  # half-written recordings of killed generators (never locked)
     if missing:
         say(f"{name}: generating {len(missing)} {split} recordings under {root} (one-off, cached; "
             "an interrupted run continues where it stopped)")
         start = last = time.perf_counter()
-        for k, _ in enumerate(_written(gen, root, missing, workers), 1):
-            now = time.perf_counter()
-            if now - last >= PROGRESS_EVERY_S:
-                last = now
-                left = (now - start) / k * (len(missing) - k)
-                say(f"{name}: {k}/{len(missing)} {split} recordings ({now - start:.0f} s, about {left / 60:.1f} min left)")
+        k = 0
+        try:
+            for k, _ in enumerate(_written(gen, root, missing, workers), 1):
+                now = time.perf_counter()
+                if now - last >= PROGRESS_EVERY_S:
+                    last = now
+                    left = (now - start) / k * (len(missing) - k)
+                    say(f"{name}: {k}/{len(missing)} {split} recordings ({now - start:.0f} s, about {left / 60:.1f} min left)")
+        except WriteError as exc:
+            raise WriteError(f"{exc}; the {k} {split} recordings generated before it are kept and the "
+                             "split is not marked complete: rerun to continue", exc.path) from None
     everything = gen.items(split)
     if len(wanted) == len(everything) or all((root / it.relpath).is_file() for it in everything):
+        os.sync()  # the recordings reach the disk before the marker that vouches for them
         state["complete"] = sorted(set(state["complete"]) | {split})
-        _save_marker(root, state)
+        _save_marker(root, state, fsync=True)
     return root.parent
 
 

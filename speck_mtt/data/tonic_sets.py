@@ -16,6 +16,7 @@ from pathlib import Path
 import tonic
 
 from ..errors import DataError, DataMissing
+from .functional.nmnist_bin import TIME_SORTABLE
 
 
 class _OfflineMixin:
@@ -29,6 +30,7 @@ class _OfflineMixin:
     tonic_folder: str
     layout: str = ""
     file_type: str = ""
+    time_sortable: bool = True  # events carry full timestamps: out-of-order ones are sorted (with a warning)
 
     @property
     def location_on_system(self) -> str:
@@ -94,6 +96,7 @@ class NMNISTFiles(_OfflineMixin, tonic.datasets.NMNIST):
 
     tonic_folder = "NMNIST"
     file_type = ".bin"
+    time_sortable = TIME_SORTABLE
     layout = "NMNIST/{Train,Test}/<digit 0-9>/<id>.bin (the extracted N-MNIST Train.zip/Test.zip)"
     label_of_folder = {str(d): d for d in range(10)}
 

@@ -34,7 +34,7 @@ from torch.utils.data.distributed import DistributedSampler
 from .. import distributed as D
 from ..checkpoint import arch_kwargs_of, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from ..choices import Phase, values
-from ..errors import DataError, SpeckMttError
+from ..errors import DataError, SpeckMttError, Stopped, WriteError, note_interrupt
 from ..evaluate import eval_table, evaluate, save_eval
 from ..files import save_json, save_text
 from ..models import SpikingNet, build_model
@@ -148,6 +148,8 @@ class Frames:
     frame_shape: list[int]
     resolved: str | None = None  # the dataset read (a real name may have fallen back to its -sim)
     fingerprint: str | None = None  # checked by --resume
+    sources: tuple = ()  # the data.datasets.Source of each split, asked after every epoch (check_unchanged)
+    data_dir: str | None = None  # the folder the data was read from (absolute)
 
 
 def load_frames(recipe: Recipe, data_dir: str | Path | None) -> Frames:
@@ -155,6 +157,7 @@ def load_frames(recipe: Recipe, data_dir: str | Path | None) -> Frames:
     dataset falls back to its -sim)."""
     from ..data import DATASETS, frame_dataset, resolve_dataset
     from ..data.datasets import fingerprint_of, open_source
+    from ..data.registry import data_root
 
     d, t_max = recipe.data, max(recipe.train.t_max, recipe.train.input_frames)
     data_dir = data_dir or d.data_dir or None
@@ -171,7 +174,19 @@ def load_frames(recipe: Recipe, data_dir: str | Path | None) -> Frames:
                           roll_px=None if d.roll_px < 0 else d.roll_px, keep_min=d.keep_min)
     test = frame_dataset(name, "test", t_max, data_dir=data_dir, limit=d.limit_test or None)
     w, h, c = DATASETS[name].sensor_size
-    return Frames(train, test, [c, h, w], name, fingerprint)
+    return Frames(train, test, [c, h, w], name, fingerprint, tuple(sources), str(data_root(data_dir).resolve()))
+
+
+def check_unchanged(frames: Frames, last: Path, epoch: int) -> None:
+    """Stop once a recording the run started from is deleted or rewritten. Training reads frames
+    cached from the files as they were, so nothing is mixed yet, but the run's fingerprint (and
+    --resume, which compares it) would no longer describe the files."""
+    for source in frames.sources:
+        moved = source.changed()
+        if moved:
+            raise DataError(f"{moved} during training (seen after epoch {epoch}); {last} holds epoch {epoch}, "
+                            "trained on the files as they were: restore the file and continue with --resume, "
+                            "or start afresh in another --out")
 
 
 def given_frames(train: Dataset, test: Dataset) -> Frames:
@@ -212,13 +227,25 @@ def base_setup(recipe: Recipe) -> Setup:
     return Setup(build_model(recipe.model.arch, **arch_kwargs), arch_kwargs)
 
 
-def bias_removal_setup(recipe: Recipe, from_ckpt: Path, dev: torch.device) -> Setup:
-    """The base checkpoint with BN absorbed and the bias dropped, at the floor it will be deployed
-    with, and with the recipe's readout (model.head) when it names another one than the base's."""
-    src = load_checkpoint(Path(from_ckpt))
+def load_base(from_ckpt: Path, recipe: Recipe) -> dict[str, Any]:
+    """The --from checkpoint of a bias-removal run, refused (one line naming it) before any data
+    is generated or read."""
+    if not Path(from_ckpt).is_file():
+        raise SpeckMttError(f"--from {from_ckpt}: no such file; pass the model.pt of a base run "
+                            "(`speck-mtt train RECIPE --out DIR` writes DIR/model.pt)")
+    try:
+        src = load_checkpoint(Path(from_ckpt))
+    except SpeckMttError as exc:
+        raise SpeckMttError(f"--from {exc}") from None
     if src["arch"] != recipe.model.arch:
-        raise SpeckMttError(f"{from_ckpt}: a {src['arch']} checkpoint, but recipe {recipe.name} trains "
+        raise SpeckMttError(f"--from {from_ckpt}: a {src['arch']} checkpoint, but recipe {recipe.name} trains "
                             f"{recipe.model.arch}; pass the matching recipe or checkpoint")
+    return src
+
+
+def bias_removal_setup(recipe: Recipe, src: dict[str, Any], from_ckpt: Path, dev: torch.device) -> Setup:
+    """The base checkpoint (load_base) with BN absorbed and the bias dropped, at the floor it will
+    be deployed with, and with the recipe's readout (model.head) when it names another one than the base's."""
     model = model_from_checkpoint(src, from_ckpt)
     base = copy.deepcopy(model).to(dev).eval()
     arch_kwargs = {**arch_kwargs_of(src), "floor": recipe.model.floor}
@@ -401,6 +428,30 @@ def stderr_line(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+@dataclass
+class RunState:
+    """How far a run got, for the line a stop (ctrl-C, SIGTERM, a failed write) ends with."""
+
+    last: Path
+    epochs: int = 0
+    epoch: int | None = None  # the epoch in progress (1-based); None before the first
+    saved: int | None = None  # the epoch last.pt holds; None until known
+    bar: Any = None
+
+    def where(self) -> str:
+        if self.epoch is None:
+            during = "before the first epoch"
+        elif self.epoch == self.saved:
+            during = f"after epoch {self.epoch}/{self.epochs}"
+        else:
+            during = f"during epoch {self.epoch}/{self.epochs}"
+        if self.saved:
+            return f"{during}; {self.last} holds epoch {self.saved}"
+        if self.last.is_file():
+            return f"{during}; {self.last} is unchanged"
+        return f"{during}; no checkpoint written yet"
+
+
 def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None = None,
         resume: bool = False, device: str | None = None, data_dir: str | Path | None = None,
         datasets: tuple[Dataset, Dataset] | None = None, progress: bool = True,
@@ -412,13 +463,33 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
     progress: a rich bar per epoch on stderr. log: receives the run's messages (epochs, the
     accuracy table; rank 0 only), None: silent.
     on_epoch: called with the epoch number (1-based) once that epoch's last.pt is written.
+    A stop half-way (ctrl-C, SIGTERM, a write that fails) says which epoch last.pt holds.
     """
+    state = RunState(Path(out) / "last.pt")
+    try:
+        return _run(recipe, out, phase, from_ckpt, resume, device, data_dir, datasets, progress, on_epoch, log, state)
+    except (KeyboardInterrupt, Stopped) as exc:
+        note_interrupt(exc, state.where(), state.last.is_file())
+        raise
+    except WriteError as exc:
+        resume_hint = "continue with --resume once it can be written" if state.last.is_file() else "rerun"
+        raise WriteError(f"{exc}; training stopped {state.where()}; {resume_hint}", exc.path) from None
+    finally:
+        if state.bar is not None:
+            state.bar.stop()
+
+
+def _run(recipe: Recipe, out: Path, phase: str, from_ckpt: Path | None, resume: bool, device: str | None,
+         data_dir: str | Path | None, datasets: tuple[Dataset, Dataset] | None, progress: bool,
+         on_epoch: Callable[[int], None] | None, log: Callable[[str], None] | None,
+         state: RunState) -> dict[str, Any]:
     recipe = recipe.for_phase(phase)
     ph = phase_settings(recipe, phase)
     tr = recipe.train
     out = Path(out)
     last, final = out / "last.pt", out / "model.pt"
     check_out_folder(out, phase, from_ckpt, resume)
+    src = load_base(from_ckpt, recipe) if phase != "base" else None
     info, dev = D.init_distributed(D.resolve_device(device))
     say = log if info.is_main and log is not None else (lambda line: None)
     seed_everything(tr.seed)
@@ -426,7 +497,7 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
     # --- data and model ---
     frames = load_frames(recipe, data_dir) if datasets is None else given_frames(*datasets)
     record = recipe_record(recipe, frames)
-    setup = base_setup(recipe) if phase == "base" else bias_removal_setup(recipe, from_ckpt, dev)
+    setup = base_setup(recipe) if phase == "base" else bias_removal_setup(recipe, src, from_ckpt, dev)
     model, arch_kwargs, base = setup.model, setup.arch_kwargs, setup.base
     model.granularity = recipe.model.granularity
     check_input_shape(model, frames.frame_shape)
@@ -458,6 +529,7 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
         sampler.load_state_dict(ck["config_generator"])
         set_rng_state(ck["rng"])
         metrics, start, before = list(ck["metrics"]), int(ck["epoch"]), ck.get("eval_absorbed")
+        state.saved = start
         say(f"resuming {out} after epoch {start}")
 
     def checkpoint(epoch: int, **extra: Any) -> dict[str, Any]:
@@ -466,11 +538,13 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
                                granularity=model.granularity, metrics=metrics, eval_absorbed=before, **extra)
 
     # --- epochs ---
-    bar = _progress_factory(progress and info.is_main)
+    bar = state.bar = _progress_factory(progress and info.is_main)
     if bar is not None:
         bar.start()
     phase_start = time.perf_counter()
+    state.epochs = ph.epochs
     for epoch in range(start, ph.epochs):
+        state.epoch = epoch + 1
         sampler.t_fixed = fixed_t(recipe, epoch, ph.epochs)
         bias_scale = schedule.set_epoch(epoch) if schedule is not None else None
         loader = train_loader(frames.train, recipe, epoch, info)
@@ -483,8 +557,6 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
             stats = train_epoch(model, loader, sampler, loss_fn, optimizer, dev, ph.lock_bn, info, tick, epoch,
                                 distill, ph.bias_decay, tr.random_bounds)
         except NonFiniteLoss as exc:
-            if bar is not None:
-                bar.stop()
             kept = f"{last} keeps the finite weights of epoch {epoch}" if epoch else "no checkpoint was written"
             lr_key = "train.lr" if phase == "base" else "bias_removal.lr"
             raise NonFiniteLoss(f"{exc}: training stopped; {kept}; lower the learning rate "
@@ -508,11 +580,14 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
             save_checkpoint(checkpoint(epoch + 1, optimizer=optimizer.state_dict(),
                                        scheduler=scheduler.state_dict(), rng=rng_state(),
                                        config_generator=sampler.state_dict()), last)
+            state.saved = epoch + 1
+        check_unchanged(frames, last, epoch + 1)
         D.barrier(info)
         if on_epoch is not None:
             on_epoch(epoch + 1)
     if bar is not None:
         bar.stop()
+        state.bar = None
 
     # --- after training: BN statistics or a bias-free model ---
     if needs_calibration(model, recipe, ph):
@@ -531,7 +606,8 @@ def run(recipe: Recipe, out: Path, phase: str = "base", from_ckpt: Path | None =
     # --- accuracy at every T ---
     ts = list(recipe.eval.ts) or list(range(1, tr.t_max + 1))
     result = evaluate(model, test_loader, ts, dev, reduce=lambda t: D.allreduce_sum(t, info))
-    result.update(method=ph.method, phase=phase, recipe=recipe.name, dataset=frames.resolved)
+    result.update(method=ph.method, phase=phase, recipe=recipe.name, dataset=frames.resolved,
+                  dataset_requested=recipe.data.dataset, data_dir=frames.data_dir)
     summary = {"out": str(out), "phase": phase, "method": ph.method, "loss": tr.loss, "epochs": ph.epochs,
                "arch": model.name, "arch_kwargs": arch_kwargs, "eval": result,
                "train_time_s": sum(m["epoch_time_s"] for m in metrics), "eval_absorbed": before}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,14 @@ def make_events(x, y, p, t) -> np.ndarray:
     return events
 
 
-def check_events(events: np.ndarray, sensor_size: tuple[int, int, int], source: str | Path) -> np.ndarray:
+def check_events(events: np.ndarray, sensor_size: tuple[int, int, int], source: str | Path,
+                 sortable: bool = True) -> np.ndarray:
     """Validate any x/y/p/t structured array and return it as EVENT_DTYPE sorted by t (stable).
 
     Raises DataError naming `source` for an empty recording, events outside the sensor,
-    polarities other than 0/1 or negative timestamps.
+    polarities other than 0/1 or negative timestamps. Time running backwards is sorted with a
+    one-line warning (once per source) when `sortable` (every event carries its full timestamp),
+    else refused naming the first backwards event (docs/design.md#event-conventions).
     """
     if events.dtype.names is None or not {"x", "y", "p", "t"} <= set(events.dtype.names):
         raise DataError(f"{source}: not an event recording (need fields x, y, p, t, got {events.dtype})")
@@ -45,6 +49,18 @@ def check_events(events: np.ndarray, sensor_size: tuple[int, int, int], source: 
     if t.min() < 0:
         raise DataError(f"{source}: negative timestamp {int(t.min())} us")
     out = make_events(x, y, p, t)
-    if len(out) > 1 and (np.diff(t) < 0).any():
+    back = np.flatnonzero(np.diff(t) < 0)
+    if len(back):
+        i = int(back[0]) + 1
+        what = (f"{source}: time runs backwards at event {i} of {len(t)} (t = {t[i]} us after {t[i - 1]} us; "
+                f"{len(back)} backward steps)")
+        if not sortable:
+            raise DataError(f"{what}: a corrupt or concatenated recording; delete or replace the file")
+        if str(source) not in _warned:
+            _warned.add(str(source))
+            print(f"warning: {what}; sorted by time", file=sys.stderr)
         out = out[np.argsort(t, kind="stable")]
     return out
+
+
+_warned: set[str] = set()  # sources whose sorting was reported (a recording is read once per epoch or cache)

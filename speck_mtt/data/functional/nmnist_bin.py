@@ -19,6 +19,10 @@ BYTES_PER_EVENT = 5
 MAX_T_US = 2**23 - 1  # 23 timestamp bits; longer recordings would need overflow records
 OVERFLOW_Y = 240  # y value tonic's reader treats as a timestamp-overflow record
 NMNIST_SENSOR = (34, 34, 2)
+# Time running backwards is refused, never sorted: with 23-bit timestamps and overflow records a
+# drop is a lost overflow record or two recordings glued together, and sorting would interleave
+# them (docs/design.md#event-conventions).
+TIME_SORTABLE = False
 
 
 def encode_nmnist(events: np.ndarray) -> bytes:
@@ -68,4 +72,4 @@ def read_nmnist_bin(path: str | Path, sensor_size: tuple[int, int, int] = NMNIST
     """Decode one .bin with tonic.io.read_mnist_file and validate it (EVENT_DTYPE, sorted by t)."""
     check_nmnist_file(path)
     events = tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
-    return check_events(events, sensor_size, path)
+    return check_events(events, sensor_size, path, sortable=TIME_SORTABLE)
