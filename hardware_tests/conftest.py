@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import pytest
-from wired import deploy_model, wired_gesture, wired_nmnist
+from wired import deploy_model, wired_gesture, wired_nmnist, wired_rule
 
 from speck_mtt.chip.samna_guard import INSTALL_HINT, real_samna_installed
 
@@ -73,3 +73,9 @@ def half_off_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def gesture_dir(tmp_path_factory) -> Path:
     return deploy_model(tmp_path_factory.mktemp("gesture"), *wired_gesture())
+
+
+@pytest.fixture(scope="session", params=[-8.0, -1.0], ids=["floor-8", "floor-1"])
+def rule_dir(request, tmp_path_factory) -> Path:
+    """wired_rule deployed with `--floor -8` (what it was trained with) and `--floor -1`."""
+    return deploy_model(tmp_path_factory.mktemp("rule"), *wired_rule(), floor=request.param)

@@ -1,7 +1,8 @@
 """On a real Speck2e devkit: tests that fail on a specific mistake of the devkit path (see README.md):
 the applied core map and monitors read back, x vs y and ON vs OFF, the state reset, input
-timestamps, the membrane readout of a 4C2FC head, the pooled input; then a batch against the
-simulator (SD bound) and chip vs chip. Every expectation on a wired net is also checked in the
+timestamps, the membrane readout of a 4C2FC head, the pooled input, the neuron rule itself
+(subtract reset, the deployed floor, no leak); then a batch against the simulator (SD bound) and
+chip vs chip. Every expectation on a wired net is also checked in the
 simulator without hardware (tests/test_devkit.py), so a failure here points at the chip path."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 
 import numpy as np
 import pytest
-from wired import OFF, ON, events
+from wired import OFF, ON, RULE_SAMPLES, events
 
 from speck_mtt.contracts.sd import spike_difference
 from speck_mtt.eventsim import compile_artifact, simulate
@@ -40,13 +41,18 @@ def _one_hot(cls, n=10):
     return row
 
 
+def _read_back_problems(deploy_dir):
+    with open_session(deploy_dir, DEVICE) as session:
+        return configuration_problems(session.applied_configuration(), load_artifact(deploy_dir))
+
+
 @pytest.mark.parametrize("which", ["wired_dir", "gesture_dir"])
 def test_applied_configuration_reads_back_as_the_artifact_asks(which, request):
-    deploy_dir = request.getfixturevalue(which)
-    artifact = load_artifact(deploy_dir)
-    with open_session(deploy_dir, DEVICE) as session:
-        problems = configuration_problems(session.applied_configuration(), artifact)
-    assert problems == []
+    assert _read_back_problems(request.getfixturevalue(which)) == []
+
+
+def test_deployed_floor_reads_back(rule_dir):
+    assert _read_back_problems(rule_dir) == []  # threshold_low is -1 or -8 thresholds, as deployed
 
 
 def test_x_y_and_polarity_reach_their_own_class(wired_dir, tmp_path):
@@ -90,6 +96,34 @@ def test_pooled_input(gesture_dir, tmp_path):
     assert got[0] == got[1] != [0.0] * 11  # (0, 0) and (1, 1) are one pooled pixel
     assert got[2] == [0.0] * 11  # pooled x = 1: odd, stopped at the stride-2 conv
     assert got == expected
+
+
+def _rule(rule_dir, name, tmp_path):
+    """The chip's output counts for RULE_SAMPLES[name] and the simulator's (which also must hold)."""
+    sample = RULE_SAMPLES[name]
+    rec = _measure(rule_dir, [(sample, 1)], tmp_path, name)
+    return rec, simulate(load_artifact(rule_dir), sample).counts.tolist()
+
+
+def test_subtract_reset_keeps_the_remainder(rule_dir, tmp_path):
+    rec, expected = _rule(rule_dir, "reset", tmp_path)
+    assert expected == [0, 2] + [0] * 8  # reset to zero would give one spike
+    assert rec.counts.tolist() == [expected]
+
+
+def test_floor_is_the_deployed_one(rule_dir, tmp_path):
+    rec, expected = _rule(rule_dir, "floor", tmp_path)
+    floor = load_artifact(rule_dir)["floor"]
+    assert expected == _one_hot(1 if floor == -1 else None)  # -1: clamped, then excited over threshold
+    assert rec.counts.tolist() == [expected]
+
+
+def test_no_leak_holds_a_state_for_a_second(rule_dir, tmp_path):
+    rec, expected = _rule(rule_dir, "leak", tmp_path)
+    assert expected == _one_hot(1)
+    assert rec.counts.tolist() == [expected]
+    first = int(rec.extras["first_output_us"][0])
+    assert 1_000_000 <= first < 1_100_000, f"output at {first} us: the state moved before the second input at 1 s"
 
 
 def test_batch_matches_the_simulator(deploy_dir, batch, tmp_path):

@@ -47,6 +47,39 @@ def wired_nmnist(off_weight: float = 1.0):
     return model, {}
 
 
+# wired_rule: layer 0 gives channel ON of the neuron at (16, 2) three weights (threshold 100 once
+# sinabs scales the largest, 1.27, to 127): +127 from an ON event on it, +73 from an OFF event one
+# column right of it, -127 from an OFF event one column left; (16, 2) then votes class 1.
+RULE_NEURON = (16, 2)
+RULE_SAMPLES = {
+    # 127 spikes and leaves 27 (subtract) or 0 (reset to zero); +73 reaches 100 only after a subtract
+    "reset": events((16, 2, ON, 0), (17, 2, OFF, 10)),
+    # -254 stays at a floor of -8 thresholds (then +254 ends at 0: no spike) but is clamped to -100 at
+    # -1 (then +254 ends at 154: one spike)
+    "floor": events((15, 2, OFF, 0), (15, 2, OFF, 10), (16, 2, ON, 20), (16, 2, ON, 30)),
+    # 73 held for a second without a leak, +73 at t = 1 s spikes then and only then
+    "leak": events((17, 2, OFF, 0), (17, 2, OFF, 1_000_000)),
+}
+
+
+def wired_rule():
+    """3C1FC where the chip neuron rule itself decides the answer (RULE_SAMPLES): negative weights
+    and steps below threshold at the layer-0 neuron RULE_NEURON, whose ON channel then takes
+    wired_nmnist's one-spike path to class 1. Its left neighbour (14, 2), which the floor sample
+    also excites, is stopped at the stride-2 conv; the right one (18, 2) is only ever inhibited."""
+    from speck_mtt.models import build_model
+
+    model = build_model("nmnist_3c1fc")
+    conv0, conv1, conv2, fc = _weighted(model)
+    with torch.no_grad():
+        conv0.weight[ON, ON, 1, 1] = 1.27
+        conv0.weight[ON, OFF, 1, 2] = 0.73  # an OFF event at x + 1 (cross-correlation: x = ox - 1 + kx)
+        conv0.weight[ON, OFF, 1, 0] = -1.27  # an OFF event at x - 1
+        conv1.weight[ON, ON, 1, 1] = conv2.weight[ON, ON, 1, 1] = 4.0
+        fc.weight[1, ON * 16 + 0 * 4 + 2] = 1.0  # (ON, y // 8 = 0, x // 8 = 2)
+    return model, {}
+
+
 def wired_gesture():
     """4C2FC (bias-free) behind its 2x2 input pooling, membrane-voting head: an event whose pooled
     coordinates (x // 2, y // 2) are both even (the stride-2 first conv's centre tap) spikes channel
@@ -67,12 +100,12 @@ def wired_gesture():
     return model, {"bn": False}
 
 
-def deploy_model(root: Path, model, arch_kwargs: dict) -> Path:
-    """A speck2e deploy directory (artifact.pt + model.pt) of `model`, as `speck-mtt deploy` writes it."""
+def deploy_model(root: Path, model, arch_kwargs: dict, floor: float | None = None) -> Path:
+    """A speck2e deploy directory (artifact.pt + model.pt) of `model`, as `speck-mtt deploy [--floor]` writes it."""
     from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
     from speck_mtt.chip.deploy import deploy
 
     checkpoint = root / "model.ckpt"
     save_checkpoint(make_checkpoint(model, arch_kwargs), checkpoint)
-    deploy(checkpoint, "speck2e", root / "deploy", samples=0)
+    deploy(checkpoint, "speck2e", root / "deploy", samples=0, floor=floor)
     return root / "deploy"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from speck_mtt.checkpoint import make_checkpoint, save_checkpoint
 from speck_mtt.errors import DeviceError
@@ -25,10 +26,16 @@ import fake_samna  # noqa: E402
 EV = np.dtype([("x", "<i2"), ("y", "<i2"), ("p", "<i1"), ("t", "<i8")])
 
 
-def _deploy(root: Path, arch: str, **kwargs) -> Path:
+def _deploy(root: Path, arch: str, floor: float | None = None, gain: float = 1.0, **kwargs) -> Path:
+    """A speck2e deploy folder of a fresh `arch` whose weights are multiplied by `gain`."""
     checkpoint = root / "model.ckpt"
-    save_checkpoint(make_checkpoint(build_model(arch, **kwargs), kwargs), checkpoint)
-    deploy(checkpoint, "speck2e", root / "deploy", samples=0)
+    model = build_model(arch, **kwargs)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("weight"):
+                p.mul_(gain)
+    save_checkpoint(make_checkpoint(model, kwargs), checkpoint)
+    deploy(checkpoint, "speck2e", root / "deploy", samples=0, floor=floor)
     return root / "deploy"
 
 
@@ -109,6 +116,38 @@ def test_read_back_check_finds_a_core_map_that_differs(board, if_dir, membrane_d
                         f"monitored cores {kept}, asked {monitored}"]
 
 
+def test_deploy_floor_reaches_every_core_and_model_pt_plays_no_part(board, tmp_path):
+    """`deploy --floor -16` on a model trained at -8: the chip is configured from artifact.pt, so
+    every core clamps at -16 x threshold_high, as the simulator does; model.pt is not read."""
+    deploy_dir = _deploy(tmp_path, "nmnist_3c1fc", floor=-16, gain=40.0)  # thresholds ~100: -16 x is in range
+    artifact = load_artifact(deploy_dir)
+    (deploy_dir / "model.pt").write_bytes(b"not a checkpoint")  # the devkit path must not depend on it
+    with devkit.open_session(deploy_dir) as session:
+        config = session.applied_configuration()
+    for layer in artifact["layers"]:
+        chip = config.cnn_layers[layer["core"]]
+        assert chip.threshold_low == -16 * chip.threshold_high == int(layer["threshold_low"])
+        assert chip.return_to_zero is False and not chip.leak_enable
+    assert devkit.configuration_problems(config, artifact) == []
+
+
+def test_read_back_check_finds_reset_mode_leak_and_floor(board, if_dir):
+    artifact = load_artifact(if_dir)
+    cores = [layer["core"] for layer in artifact["layers"]]
+    with devkit.open_session(if_dir) as session:
+        config = session.applied_configuration()
+    low = int(artifact["layers"][1]["threshold_low"])
+    config.cnn_layers[cores[0]].return_to_zero = True
+    config.cnn_layers[cores[1]].threshold_low = low // 8
+    config.cnn_layers[cores[2]].leak_enable = True
+    config.cnn_layers[cores[3]].biases = [0] * 9 + [-3]
+    assert devkit.configuration_problems(config, artifact) == [
+        f"layer 0: core {cores[0]} resets to zero, asked subtract reset (return_to_zero off)",
+        f"layer 1: core {cores[1]} threshold_low {low // 8}, asked {low}",
+        f"layer 2: core {cores[2]} leaks (leak_enable True, biases [0]), asked no leak",
+        f"layer 3: core {cores[3]} leaks (leak_enable False, biases [-3, 0]), asked no leak"]
+
+
 def test_presence_is_a_fresh_enumeration_not_sinabs_cache(board, if_dir):
     assert devkit.find_devkit(None) == "speck2edevkit:0"
     with devkit.open_session(if_dir) as session:
@@ -152,9 +191,9 @@ def test_key_mismatch_fit_and_samna_refusal_say_what_went_wrong(board, if_dir):
         devkit.open_session(if_dir)
     assert board.open_devices() == []  # the half-opened device is closed too
     board.fail_apply = None
-    layout = devkit.rebuild_layout(if_dir, load_artifact(if_dir))
+    network, _ = devkit.sinabs_network(load_artifact(if_dir))
     with pytest.raises(DeviceError, match="layer-to-core keys .* do not match"):
-        devkit.configure(layout.network, "speck2edevkit:0", {99: 0}, [99])
+        devkit.configure(network, "speck2edevkit:0", {99: 0}, [99])
 
 
 def test_usb_stall_is_reported_not_hidden(board, if_dir, tmp_path):

@@ -148,26 +148,43 @@ def list_devkits() -> list[dict[str, Any]]:
              "address": _usb_key(info)[1]} for i, info in enumerate(found)]
 
 
-def rebuild_layout(deploy_dir: Path, artifact: dict[str, Any]):
-    """The sinabs layout of DEPLOY_DIR/model.pt, done by the layout helper's code exactly as deploy
-    did, and checked against artifact.pt (same cores, same integer weights and thresholds)."""
-    from ..checkpoint import load_checkpoint, model_from_checkpoint
-    from .layout import layout_model
+def sinabs_network(artifact: dict[str, Any]) -> tuple[Any, list[int]]:
+    """sinabs' DynapcnnNetwork of the deploy artifact itself, and the sinabs index of each artifact
+    layer: the chip is configured from the very numbers the simulator runs (weights, both
+    thresholds, so `deploy --floor`), never from a second conversion of the checkpoint. The
+    integer weights go in as they are (discretize=False), pooling as SumPool2d (no rescale), the
+    input pooling through sinabs' DVSLayer as the layout had it; neurons subtract on reset."""
+    import sinabs.layers as sl
+    import torch
+    from sinabs.activation import MembraneSubtract
+    from torch import nn
 
-    path = Path(deploy_dir) / "model.pt"
-    model = model_from_checkpoint(load_checkpoint(path), path).eval()
-    layout = layout_model(model, "speck2e")
-    mine, theirs = layout.artifact["layers"], artifact["layers"]
-    for i, (a, b) in enumerate(zip(mine, theirs)):
-        same = (a["core"] == b["core"] and a["weight"].shape == b["weight"].shape
-                and bool((a["weight"] == b["weight"]).all()) and a["threshold_high"] == b["threshold_high"])
-        if not same:
-            raise SpeckMttError(f"{deploy_dir}: model.pt and artifact.pt disagree at layer {i}; re-run "
-                                "`speck-mtt deploy CHECKPOINT --target speck2e --out DIR`")
-    if len(mine) != len(theirs):
-        raise SpeckMttError(f"{deploy_dir}: model.pt lays out {len(mine)} layers but artifact.pt has {len(theirs)}; "
-                            "re-run `speck-mtt deploy`")
-    return layout
+    backend = dynapcnn()
+    modules: list[nn.Module] = []
+    channels, height, width = (int(v) for v in artifact["input_shape"])
+    if artifact.get("input_layer") == "dvs":
+        modules.append(backend.DVSLayer(input_shape=(height, width), merge_polarities=(channels == 1),
+                                        disable_pixel_array=True))
+        if int(artifact["input_pool"]) > 1:
+            modules.append(sl.SumPool2d(int(artifact["input_pool"])))
+    for layer in artifact["layers"]:
+        weight = torch.as_tensor(layer["weight"], dtype=torch.float32)
+        c_out, c_in, kh, kw = weight.shape
+        conv = nn.Conv2d(c_in, c_out, (kh, kw), stride=tuple(layer["stride"]), padding=tuple(layer["padding"]),
+                         bias=False)
+        with torch.no_grad():
+            conv.weight.copy_(weight)
+        modules += [conv, sl.IAFSqueeze(batch_size=1, spike_threshold=float(layer["threshold_high"]),
+                                        min_v_mem=float(layer["threshold_low"]), reset_fn=MembraneSubtract())]
+        if list(layer["pool"]) != [1, 1]:
+            modules.append(sl.SumPool2d(tuple(int(p) for p in layer["pool"])))
+    network = backend.DynapcnnNetwork(nn.Sequential(*modules), input_shape=(channels, height, width),
+                                      discretize=False, dvs_input=False)
+    keys = sorted(k for k, v in network.dynapcnn_layers.items() if isinstance(v, backend.DynapcnnLayer))
+    if len(keys) != len(artifact["layers"]):
+        raise SpeckMttError(f"sinabs lays the artifact out in {len(keys)} cores, not its {len(artifact['layers'])} "
+                            "layers; re-run `speck-mtt deploy CHECKPOINT --target speck2e --out DIR`")
+    return network, keys
 
 
 @dataclass
@@ -334,25 +351,33 @@ def _xy(value: Any) -> tuple[int, int]:
 
 
 def configuration_problems(config: Any, artifact: dict[str, Any]) -> list[str]:
-    """Where a Speck2e configuration differs from what the deploy artifact asks: per core the
-    weights (samna holds kernels as (out, in, x, y)), threshold, destinations and their pooling,
-    the monitored cores, and the input pooling of the DVS layer; empty when they agree."""
+    """Where a Speck2e configuration differs from what the deploy artifact asks, in every field the
+    chip neuron rule (docs/design.md#neurons) depends on: per core the weights (samna holds kernels
+    as (out, in, x, y)), threshold_high, threshold_low (the floor), subtract reset (return_to_zero
+    off), no leak (leak_enable off, biases zero), destinations and their pooling; the monitored
+    cores, and the input pooling of the DVS layer; empty when they agree."""
     io = chip_io(artifact)
     layers = artifact["layers"]
     cores = [int(layer["core"]) for layer in layers]
     problems = []
     for i, layer in enumerate(layers):
         chip = config.cnn_layers[cores[i]]
+        where = f"layer {i}: core {cores[i]}"
         weight = layer["weight"].transpose(2, 3).int().numpy()
         if not np.array_equal(np.asarray(chip.weights), weight):
-            problems.append(f"layer {i}: core {cores[i]} does not hold its weights")
-        if int(chip.threshold_high) != int(layer["threshold_high"]):
-            problems.append(f"layer {i}: core {cores[i]} threshold {chip.threshold_high}, asked "
-                            f"{int(layer['threshold_high'])}")
+            problems.append(f"{where} does not hold its weights")
+        for name in ("threshold_high", "threshold_low"):
+            if int(getattr(chip, name)) != int(layer[name]):
+                problems.append(f"{where} {name} {getattr(chip, name)}, asked {int(layer[name])}")
+        if bool(chip.return_to_zero):
+            problems.append(f"{where} resets to zero, asked subtract reset (return_to_zero off)")
+        if bool(chip.leak_enable) or np.any(np.asarray(chip.biases)):
+            problems.append(f"{where} leaks (leak_enable {bool(chip.leak_enable)}, biases "
+                            f"{sorted(set(np.asarray(chip.biases).ravel().tolist()))}), asked no leak")
         sent = [(int(d.layer), int(d.pooling)) for d in chip.destinations if d.enable]
         asked = [(cores[d], int(layer["pool"][0])) for d in layer["destinations"]]
         if sent != asked:
-            problems.append(f"layer {i}: core {cores[i]} sends to (core, pooling) {sent}, asked {asked}")
+            problems.append(f"{where} sends to (core, pooling) {sent}, asked {asked}")
     monitored = [c for c, layer in enumerate(config.cnn_layers) if layer.monitor_enable]
     if monitored != sorted({io.output_core, io.spiking_core}):
         problems.append(f"monitored cores {monitored}, asked {sorted({io.output_core, io.spiking_core})}")
@@ -394,7 +419,7 @@ def configure(network: Any, device_id: str, layer2core: dict, monitor: list) -> 
 
 
 def open_session(deploy_dir: Path, device: str | None = None, *, reset_settle_s: float = 1.0) -> DevkitSession:
-    """Find the devkit, rebuild the layout from model.pt, make_config for speck2edevkit with the
+    """Find the devkit, build sinabs' network from artifact.pt, make_config for speck2edevkit with the
     artifact's cores, monitor the output core (and the layer feeding a membrane readout), apply."""
     samna = _samna()
     device_id = find_devkit(device)
@@ -402,15 +427,14 @@ def open_session(deploy_dir: Path, device: str | None = None, *, reset_settle_s:
     deploy_dir = Path(deploy_dir)
     artifact = load_artifact(deploy_dir)
     io = chip_io(artifact)
-    layout = rebuild_layout(deploy_dir, artifact)
+    network, keys = sinabs_network(artifact)
     cores = [int(layer["core"]) for layer in artifact["layers"]]
-    keys = layout.keys
     layer2core = {key: core for key, core in zip(keys, cores)}
     monitor = sorted({keys[-1], keys[io.spiking_layer]})
     builder = _backend("chip_factory").ChipFactory(device_id).get_config_builder()
-    session = DevkitSession(samna, device_id, layout.network, io, cores, reset_settle_s, builder, usb)
+    session = DevkitSession(samna, device_id, network, io, cores, reset_settle_s, builder, usb)
     try:
-        configure(layout.network, device_id, layer2core, monitor)
+        configure(network, device_id, layer2core, monitor)
     except BaseException:
         session.close()  # sinabs may have opened the device before samna failed
         raise

@@ -152,7 +152,7 @@ def _scratch(lay):
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def _simulate(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats, per_event):
+def _simulate(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats, trace, per_event):
     """run_events (per_event) or run_layerwise. Each event (ci, y, x) into layer l updates every
     neuron its kernel touches; its spikes, in (channel, row, column) order, are pooled and appended
     to the pending input list of every destination. One loop nest on purpose: handing its twenty
@@ -284,30 +284,37 @@ def _simulate(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, cou
                         npend[d] += 1
             if l > 0:
                 npend[l] = 0
+        if trace.shape[0] > 0:  # once per input event, and only when asked: the per-layer SynOps so far
+            for l in range(n_layers):
+                trace[start, l] = stats[l, S_SYNOPS]
         start = stop
 
 
 @njit(cache=True)
-def run_events(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats):
+def run_events(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats, trace):
     """Event by event: each input event goes to layer 0 and every spike it causes is delivered
-    downstream (layers in index order, each in arrival order) before the next input event."""
-    _simulate(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats, True)
+    downstream (layers in index order, each in arrival order) before the next input event.
+    trace: (n_events, n_layers) int64 to receive each layer's SynOps count after every input
+    event (what the chip's cores must do by that event's time), or an empty (0, n_layers) array."""
+    _simulate(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats, trace, True)
 
 
 @njit(cache=True)
 def run_layerwise(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats):
     """Layer by layer: layer 0 takes the whole input stream, then each layer takes the whole
     ordered output of its sources. Equals run_events for feed-forward nets (tested)."""
-    _simulate(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats, False)
+    _simulate(xs, ys, ps, lay, weights, th_hi, th_lo, vb, dptr, didx, state, counts, stats,
+              np.zeros((0, lay.shape[0]), np.int64), False)
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc"})
 def run_batch(xs, ys, ps, offsets, lay, weights, th_hi, th_lo, vb, dptr, didx, n_state, counts, stats,
-              membranes, out_layer):
+              membranes, out_layer, trace):
     """Many samples at once, one per thread (prange); sample i is events offsets[i]:offsets[i+1].
 
     Writes per-layer per-channel spike counts, per-layer counters (S_*) and the output layer's final
-    membranes (summed over its map per channel) into row i of the result arrays.
+    membranes (summed over its map per channel) into row i of the result arrays; trace (rows
+    aligned with the events, or empty) as in run_events, each sample's counts from zero.
     """
     n = offsets.shape[0] - 1
     c_out = lay[out_layer, F_COUT]
@@ -318,7 +325,7 @@ def run_batch(xs, ys, ps, offsets, lay, weights, th_hi, th_lo, vb, dptr, didx, n
         a = offsets[i]
         b = offsets[i + 1]
         run_events(xs[a:b], ys[a:b], ps[a:b], lay, weights, th_hi, th_lo, vb, dptr, didx, state,
-                   counts[i], stats[i])
+                   counts[i], stats[i], trace[a:b] if trace.shape[0] > 0 else trace)
         for c in range(c_out):
             acc = 0.0
             for k in range(hw):

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import kernels as K
+from .load import LoadSpec, sample_load
 from .network import SimNet, compile_artifact
 
 Outside = Literal["error", "drop"]
@@ -53,6 +54,8 @@ class SimResult:
     states: list[np.ndarray]  # per layer, final neuron states (C, H, W)
     readout: str
     events: dict[str, np.ndarray] = field(default_factory=dict)  # EVENT_COUNTERS -> (n_layers,)
+    times_us: np.ndarray | None = None  # with trace=True: each simulated input event's timestamp
+    trace: np.ndarray | None = None  # with trace=True: (n_events, n_layers) SynOps so far after each event
 
     @property
     def prediction(self) -> int:
@@ -77,6 +80,7 @@ class BatchResult:
     seconds: float = 0.0  # wall time of the whole run (loading included)
     sim_seconds: float = 0.0  # time spent inside the compiled kernel
     extra: dict[str, Any] = field(default_factory=dict)
+    load: dict[str, np.ndarray] = field(default_factory=dict)  # with a LoadSpec: load.sample_load per sample, stacked
 
     @property
     def predictions(self) -> np.ndarray:
@@ -89,6 +93,12 @@ class BatchResult:
 def prepare_events(net: SimNet, events: np.ndarray, outside: Outside = "error",
                    where: str = "sample") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate, order and input-pool one sample's events -> int32 (x, y, channel) arrays."""
+    return _prepared(net, events, outside, where)[:3]
+
+
+def _prepared(net: SimNet, events: np.ndarray, outside: Outside,
+              where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """prepare_events plus the kept events' timestamps (int64 us; their index without a t field)."""
     names = getattr(getattr(events, "dtype", None), "names", None) or ()
     if not {"x", "y", "p"} <= set(names):
         raise DataError(f"{where}: events must be a structured array with fields x, y, p (and t), got "
@@ -96,7 +106,7 @@ def prepare_events(net: SimNet, events: np.ndarray, outside: Outside = "error",
     n = len(events)
     if n == 0:
         empty = np.zeros(0, np.int32)
-        return empty, empty, empty
+        return empty, empty, empty, np.zeros(0, np.int64)
     if "t" in names:
         t = events["t"]
         if np.any(t[1:] < t[:-1]):
@@ -106,6 +116,7 @@ def prepare_events(net: SimNet, events: np.ndarray, outside: Outside = "error",
     x = events["x"].astype(np.int64)
     y = events["y"].astype(np.int64)
     p = events["p"].astype(np.int64)
+    t = events["t"].astype(np.int64) if "t" in names else np.arange(n, dtype=np.int64)
     c, h, w = net.input_shape
     bad = (x < 0) | (x >= w) | (y < 0) | (y >= h) | (p < 0) | (p >= c)
     if bad.any():
@@ -116,11 +127,11 @@ def prepare_events(net: SimNet, events: np.ndarray, outside: Outside = "error",
             raise DataError(msg + " or drop them with outside='drop'")
         warnings.warn(msg + "; dropped", stacklevel=3)
         keep = ~bad
-        x, y, p = x[keep], y[keep], p[keep]
+        x, y, p, t = x[keep], y[keep], p[keep], t[keep]
     if net.lay[0, K.F_CIN] == 1:
         p = np.zeros_like(p)  # one input channel: polarities merged
     pool = net.input_pool
-    return (x // pool).astype(np.int32), (y // pool).astype(np.int32), p.astype(np.int32)
+    return (x // pool).astype(np.int32), (y // pool).astype(np.int32), p.astype(np.int32), t
 
 
 def _as_net(artifact: dict[str, Any] | SimNet, float_mode: bool) -> SimNet:
@@ -131,18 +142,30 @@ def _kernel_args(net: SimNet) -> tuple:
     return net.lay, net.weights, net.th_hi, net.th_lo, net.vb, net.dptr, net.didx
 
 
+def _trace(n_events: int, net: SimNet, on: bool) -> np.ndarray:
+    return np.zeros((n_events if on else 0, net.n_layers), np.int64)
+
+
 def simulate(artifact: dict[str, Any] | SimNet, events: np.ndarray, float_mode: bool = False,
-             outside: Outside = "error", layerwise: bool = False) -> SimResult:
+             outside: Outside = "error", layerwise: bool = False, trace: bool = False) -> SimResult:
     """Simulate one sample event by event (layerwise=True: layer by layer, same result for
-    feed-forward nets). Pass a SimNet (compile_artifact) to avoid re-flattening per call."""
+    feed-forward nets). Pass a SimNet (compile_artifact) to avoid re-flattening per call.
+    trace=True also returns each input event's time and the per-layer SynOps so far (event by event)."""
     net = _as_net(artifact, float_mode)
-    xs, ys, ps = prepare_events(net, events, outside)
+    xs, ys, ps, ts = _prepared(net, events, outside, "sample")
     state = np.zeros(net.n_state, net.vb.dtype)
     counts = np.zeros(net.n_channels_total, np.int64)
     stats = np.zeros((net.n_layers, K.N_STATS), np.int64)
-    run = K.run_layerwise if layerwise else K.run_events
-    run(xs, ys, ps, *_kernel_args(net), state, counts, stats)
-    return _single_result(net, state, counts, stats)
+    if layerwise:
+        if trace:
+            raise ValueError("trace needs the event-by-event run (layerwise=False)")
+        K.run_layerwise(xs, ys, ps, *_kernel_args(net), state, counts, stats)
+    else:
+        K.run_events(xs, ys, ps, *_kernel_args(net), state, counts, stats, synops := _trace(len(xs), net, trace))
+    result = _single_result(net, state, counts, stats)
+    if trace:
+        result.times_us, result.trace = ts, synops
+    return result
 
 
 def _readout(net: SimNet, state_sums: np.ndarray, out_counts: np.ndarray) -> np.ndarray:
@@ -191,36 +214,41 @@ def set_workers(workers: int | None) -> int:
 
 def simulate_many(artifact: dict[str, Any] | SimNet, samples: Iterable[Sample], workers: int | None = None,
                   float_mode: bool = False, outside: Outside = "error", chunk_size: int = 64,
-                  sample_ids: Iterable[int] | None = None, progress=None) -> BatchResult:
+                  sample_ids: Iterable[int] | None = None, progress=None, load: LoadSpec | None = None) -> BatchResult:
     """Stream (events, label) pairs through the simulator, `workers` samples at a time in parallel.
 
     Only one chunk of events is held at once. `progress(n_done)` is called after each chunk.
+    load: also reduce each sample's per-event SynOps to its per-core load (eventsim.load), kept
+    per sample in BatchResult.load (the per-event trace lives for one chunk only).
     """
     net = _as_net(artifact, float_mode)
     set_workers(workers)
     start = time.perf_counter()
     sim_seconds = 0.0
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("counts", "membranes", "stats", "n", "labels")}
+    parts: dict[str, list] = {k: [] for k in ("counts", "membranes", "stats", "n", "labels", "load")}
     ids = iter(sample_ids) if sample_ids is not None else None
     all_ids: list[int] = []
     done = 0
     for chunk in _chunks(samples, chunk_size):
-        xs, ys, ps, lens, labels = [], [], [], [], []
+        xs, ys, ps, ts, lens, labels = [], [], [], [], [], []
         for j, (events, label) in enumerate(chunk):
             sid = next(ids) if ids is not None else done + j
             all_ids.append(int(sid))
-            x, y, p = prepare_events(net, events, outside, where=f"sample {sid}")
-            xs.append(x), ys.append(y), ps.append(p), lens.append(len(x))
+            x, y, p, t = _prepared(net, events, outside, f"sample {sid}")
+            xs.append(x), ys.append(y), ps.append(p), ts.append(t), lens.append(len(x))
             labels.append(int(label) if label is not None else -1)
         offsets = np.zeros(len(chunk) + 1, np.int64)
         offsets[1:] = np.cumsum(lens)
         counts = np.zeros((len(chunk), net.n_channels_total), np.int64)
         stats = np.zeros((len(chunk), net.n_layers, K.N_STATS), np.int64)
         membranes = np.zeros((len(chunk), net.n_classes), np.float64)
+        trace = _trace(int(offsets[-1]), net, load is not None)
         t0 = time.perf_counter()
         K.run_batch(np.concatenate(xs), np.concatenate(ys), np.concatenate(ps), offsets, *_kernel_args(net),
-                    net.n_state, counts, stats, membranes, net.out_layer)
+                    net.n_state, counts, stats, membranes, net.out_layer, trace)
         sim_seconds += time.perf_counter() - t0
+        if load is not None:
+            parts["load"] += [sample_load(t, trace[offsets[j]:offsets[j + 1]], load) for j, t in enumerate(ts)]
         parts["counts"].append(counts)
         parts["membranes"].append(membranes)
         parts["stats"].append(stats)
@@ -241,13 +269,15 @@ def _batch_result(net: SimNet, parts: dict[str, list[np.ndarray]], ids: np.ndarr
     stats = np.concatenate(parts["stats"]) if parts["stats"] else np.zeros((0, net.n_layers, K.N_STATS), np.int64)
     layer_spikes = np.stack([counts[:, net.channel_slice(i)].sum(1) for i in range(net.n_layers)], 1) \
         if len(counts) else np.zeros((0, net.n_layers), np.int64)
+    load = {k: np.stack([row[k] for row in parts["load"]]) for k in ("peak", "above_us", "span_us")} \
+        if parts["load"] else {}
     return BatchResult(
         counts=counts[:, net.channel_slice(net.out_layer)],
         membranes=_readout(net, cat("membranes", net.n_classes, np.float64), counts[:, net.channel_slice(net.out_layer)]),
         spiking_counts=counts[:, net.channel_slice(net.spiking_layer)], channel_counts=counts, layer_spikes=layer_spikes,
         synops=stats[:, :, K.S_SYNOPS], events=_event_counts(stats), n_events=cat("n", 0, np.int64),
         labels=cat("labels", 0, np.int64), sample_ids=ids, readout=net.readout, seconds=seconds,
-        sim_seconds=sim_seconds)
+        sim_seconds=sim_seconds, load=load)
 
 
 def concat_results(results: list[BatchResult]) -> BatchResult:
@@ -264,7 +294,8 @@ def concat_results(results: list[BatchResult]) -> BatchResult:
                        events={k: np.concatenate([r.events[k] for r in results])[order] for k in results[0].events},
                        n_events=cat("n_events"),
                        labels=cat("labels"), sample_ids=ids[order], readout=results[0].readout,
-                       seconds=max(r.seconds for r in results), sim_seconds=sum(r.sim_seconds for r in results))
+                       seconds=max(r.seconds for r in results), sim_seconds=sum(r.sim_seconds for r in results),
+                       load={k: np.concatenate([r.load[k] for r in results])[order] for k in results[0].load})
 
 
 def simulate_sharded(artifact: dict[str, Any] | SimNet, dataset, indices: Iterable[int] | None = None,
