@@ -37,8 +37,8 @@ FLIP_LABEL = (0, 2, 1, 6, 5, 4, 3, 7, 8, 9, 10)
 _SIDE = {1: -1, 2: 1, 3: -1, 4: -1, 5: 1, 6: 1}
 _TURN = {3: -1, 4: 1, 5: 1, 6: -1}  # angle direction that makes the arm circle cw/ccw on screen
 _BASE_HZ = (2.0, 2.5, 2.5, 1.0, 1.0, 1.0, 1.0, 2.5, 3.0, 3.5, 1.0)
-LIGHTING = ("fluorescent", "fluorescent_led", "lab", "led", "natural")
-_LIGHT_NOISE = {"fluorescent": 1.0, "fluorescent_led": 1.2, "lab": 0.8, "led": 1.5, "natural": 2.0}
+LIGHTING = ("fluorescent", "fluorescent_led", "lab", "led", "natural")  # DVS-Gesture's folder names
+_LIGHT_NOISE = {"fluorescent": 1.0, "fluorescent_led": 1.2, "lab": 0.8, "led": 1.5, "natural": 2.0}  # version 1
 _BODY_STEP_MS = 10  # the body sways < 0.1 px per ms: simulated in 10 ms steps (10x cheaper)
 MAINS_FLICKER_HZ = 120.0  # fluorescent tubes flicker at twice the (US) mains frequency
 
@@ -74,6 +74,10 @@ class GestureParams:
     noise_hz: float = 0.1  # background events per pixel per second (scaled by lighting)
     spread: float = 1.0  # version 2: scales how much subjects and recordings differ (the difficulty)
     version: int = 2  # bump whenever the generator's code or defaults change its output
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.sessions <= len(LIGHTING):
+            raise ValueError(f"gesture-sim sessions must be 1..{len(LIGHTING)} (one per lighting folder), got {self.sessions}")
 
     def as_dict(self) -> dict:
         return asdict(self)
