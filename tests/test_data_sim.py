@@ -1,22 +1,26 @@
-"""nmnist-sim / gesture-sim: statistics vs the real sample, determinism, cache marker, flip mapping."""
+"""nmnist-sim / gesture-sim: statistics vs the real sample, determinism, versions, cache marker,
+subject split, flip mapping."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 
 import numpy as np
 import pytest
 
 from speck_mtt.data import event_dataset
 from speck_mtt.data.functional.gestures import (
-    CLASSES, FLIP_LABEL, GestureParams, draw_sample_params, limb_paths, mirror_params, simulate_gesture,
+    CLASSES, FLIP_LABEL, LIGHTING, MAINS_FLICKER_HZ, GestureParams, draw_sample_params, draw_sample_params_v2,
+    draw_subject, limb_paths, mirror_params, simulate_gesture,
 )
 from speck_mtt.data.functional.mnist_idx import load_t10k, real_sample_path
 from speck_mtt.data.functional.nmnist_bin import read_nmnist_bin
 from speck_mtt.data.functional.events import make_events
 from speck_mtt.data.functional.saccades import SaccadeParams, blurred_ink, simulate_saccades
 from speck_mtt.data.functional.stats import count_bursts, event_stats, fast_reversals, polarity_overlap
-from speck_mtt.data.sim import NMNISTSim, ensure_generated
+from speck_mtt.data.sim import MARKER, GestureSim, NMNISTSim, ensure_generated
 from speck_mtt.errors import DataError
 
 
@@ -146,13 +150,81 @@ def test_gesture_flip_label_mapping():
     assert sum(FLIP_LABEL[i] != i for i in range(11)) == 6
 
 
+@pytest.mark.parametrize("version", (1, 2))
 @pytest.mark.parametrize("label", range(11))
-def test_mirrored_gesture_is_the_flipped_class(label):
+def test_mirrored_gesture_is_the_flipped_class(label, version):
     """A left-right mirror of class l is exactly class FLIP_LABEL[l] with mirrored parameters."""
-    sp = draw_sample_params(label, GestureParams(duration_ms=300), np.random.default_rng(label))
+    params, rng = GestureParams.of_version(version, duration_ms=300), np.random.default_rng(label)
+    sp = draw_sample_params(label, params, rng) if version == 1 else draw_sample_params_v2(label, 3, params, rng)
     flipped_label, msp = mirror_params(label, sp)
     assert flipped_label == FLIP_LABEL[label]
-    for (path, sigma), (mpath, msigma) in zip(limb_paths(label, sp), limb_paths(flipped_label, msp), strict=True):
-        assert sigma == msigma
+    blobs, mirrored = limb_paths(label, sp), limb_paths(flipped_label, msp)
+    assert any(part == "body" for _, _, part in blobs) == (version == 2)
+    for (path, sigma, part), (mpath, msigma, mpart) in zip(blobs, mirrored, strict=True):
+        assert (sigma, part) == (msigma, mpart)
         np.testing.assert_allclose(mpath[:, 0], 127 - path[:, 0], atol=1e-9)
         np.testing.assert_allclose(mpath[:, 1], path[:, 1], atol=1e-9)
+
+
+def test_gesture_version_1_reproduces():
+    """Version 1 keeps its exact output and its 16 + 6 users, one lighting folder each."""
+    pinned = {(3, 1, "fluorescent"): (36431, 33456366000, 18091, "7dfda4e77ac67d25"),
+              (10, 24, "lab"): (9913, 8878571000, 4939, "37f00013edd6e6e8")}
+    v1 = GestureParams.of_version(1)
+    for (label, user, light), want in pinned.items():
+        ev = simulate_gesture(label, user, light, v1)
+        assert (len(ev), int(ev["t"].sum()), int(ev["p"].sum()), hashlib.sha256(ev.tobytes()).hexdigest()[:16]) == want
+    sim = GestureSim(v1)
+    assert (len(sim.items("train")), len(sim.items("test"))) == (176, 66)
+    assert sim.items("test")[0].relpath == "ibmGestureTest/user24_led/0.npy"
+    assert GestureParams() == GestureParams.of_version(2) and GestureParams().version == 2
+    with pytest.raises(ValueError, match="versions are 1 and 2"):
+        GestureParams.of_version(3)
+
+
+def test_gesture_v2_split_counts_labels_and_disjoint_subjects():
+    sim = GestureSim()
+    train, test = sim.items("train"), sim.items("test")
+    assert (len(train), len(test)) == (23 * 5 * 11, 6 * 5 * 11)  # 1265, 330: DVS-Gesture's 23 / 6 subjects
+    assert {it.index for it in train} == set(range(1, 24)) and {it.index for it in test} == set(range(24, 30))
+    for split, items in (("Train", train), ("Test", test)):
+        folders = {}
+        for it in items:
+            folder, user_light, name = it.relpath.split("/")
+            assert folder == f"ibmGesture{split}" and name == f"{it.label}.npy"
+            assert user_light.startswith(f"user{it.index:02d}_")
+            folders.setdefault(user_light, []).append(it.label)
+        assert all(sorted(labels) == list(range(11)) for labels in folders.values())
+        assert {f.split("_", 1)[1] for f in folders} == set(LIGHTING)
+    assert draw_subject(24, GestureParams()) == draw_subject(24, GestureParams())
+    assert draw_subject(24, GestureParams()) != draw_subject(23, GestureParams())
+
+
+def test_gesture_v2_is_deterministic_and_the_lighting_shows():
+    small = GestureParams(duration_ms=400)
+    a = simulate_gesture(4, 25, "fluorescent", small)
+    assert np.array_equal(a, simulate_gesture(4, 25, "fluorescent", small))
+    assert not np.array_equal(a, simulate_gesture(4, 26, "fluorescent", small))
+    assert not np.array_equal(a, simulate_gesture(4, 25, "led", small))
+    # fluorescent flicker: pixels that fire again and again at the mains period (8.3 ms), LED none
+    def flicker_share(ev):
+        rows = ev[ev["p"] == 1]
+        gaps = np.diff(rows["t"][np.lexsort((rows["t"], rows["y"], rows["x"]))]) / 1000
+        return np.mean(np.abs(gaps / (1000 / MAINS_FLICKER_HZ) - np.rint(gaps / (1000 / MAINS_FLICKER_HZ))) < 0.05)
+    assert flicker_share(simulate_gesture(0, 25, "fluorescent", small)) > flicker_share(simulate_gesture(0, 25, "led", small)) + 0.1
+
+
+def test_gesture_generation_resumes_and_marks_complete_only_when_whole(tmp_path):
+    """A part of a split (as after a kill) is never marked complete; the next call writes only the rest."""
+    tiny = GestureSim(GestureParams(train_users=1, sessions=1, duration_ms=200))
+    items = tiny.items("train")
+    calls = []
+    ensure_generated("gesture-sim", tmp_path, "train", items[:4], tiny, progress=calls.append)
+    root = tmp_path / tiny.folder
+    assert json.loads((root / MARKER).read_text())["complete"] == []
+    (root / items[5].relpath).with_name(".5.npy.123.tmp").write_bytes(b"half")  # what a kill mid-write leaves
+    ensure_generated("gesture-sim", tmp_path, "train", items, tiny, progress=calls.append)
+    assert calls[-1].startswith("gesture-sim: generating 7 train")
+    assert json.loads((root / MARKER).read_text())["complete"] == ["train"]
+    ds = tiny.open(tmp_path / "gesture-sim", train=True)
+    assert sorted(ds.targets) == list(range(11)) and set(ds.users) == {1}

@@ -95,7 +95,8 @@ class NMNISTSim:
 
 @dataclass(frozen=True)
 class GestureSim:
-    """gesture-sim: one recording per class per user; train users 1.., test users 24.."""
+    """gesture-sim: one recording per class in each of a user's lighting folders; train users 1..,
+    test users 24.. (DVS-Gesture's subject split: no subject in both)."""
 
     gestures: GestureParams = field(default_factory=GestureParams)
     folder: str = "gesture-sim/DVSGesture"
@@ -106,8 +107,8 @@ class GestureSim:
     def items(self, split: str) -> list[Item]:
         users = range(1, self.gestures.train_users + 1) if split == "train" else range(24, 24 + self.gestures.test_users)
         folder = "ibmGestureTrain" if split == "train" else "ibmGestureTest"
-        items = [Item(f"{folder}/user{u:02d}_{LIGHTING[(u - 1) % len(LIGHTING)]}/{label}.npy", label, u)
-                 for u in users for label in range(11)]
+        items = [Item(f"{folder}/user{u:02d}_{light}/{label}.npy", label, u)
+                 for u in users for light in self.gestures.lighting(u) for label in range(11)]
         return sorted(items, key=lambda it: it.relpath)
 
     def write(self, root: Path, item: Item) -> None:
