@@ -142,7 +142,7 @@ def test_cli_info_and_prepare(tmp_path):
             "polarity_overlap", "fast_reversals", "isolated_fraction"} <= set(st["ks"])
     assert all(0 <= d <= 1 for d in st["ks"].values())
     res = runner.invoke(app, ["info", "cifar10dvs", "--data-dir", str(tmp_path), "--json"])
-    assert res.exit_code == 0 and json.loads(res.stdout)["present"] is False
+    assert res.exit_code == 1 and "cifar10dvs files not found under --data-dir" in str(res.exception)
     res = runner.invoke(app, ["prepare", "nmnist-sim", "--data-dir", str(tmp_path), "--limit", "3", "--frames", "4", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)

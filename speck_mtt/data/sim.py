@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import DataError, WriteError
 from ..files import atomic_write, remove_stale_temps
-from .functional.gestures import LIGHTING, GestureParams, encode_gesture_npy, simulate_gesture
+from .functional.gestures import GestureParams, encode_gesture_npy, simulate_gesture
 from .functional.mnist_idx import load_t10k
 from .functional.nmnist_bin import write_nmnist_bin
 from .functional.aedat4 import write_aedat4
